@@ -26,6 +26,7 @@ def data_root() -> Path:
 
 
 @pytest.fixture
-def tracking_uri(tmp_path: Path) -> str:
-    """A fresh SQLite tracking store whose artifacts stay inside tmp_path."""
+def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh SQLite tracking store; the test runs in tmp_path so ./mlruns lands there."""
+    monkeypatch.chdir(tmp_path)
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
