@@ -31,6 +31,17 @@ class Entry:
     skipped_examples: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How to get one dataset: where it is, its fingerprint, and how to build it on a cache miss."""
+
+    source: str
+    name: str
+    path: str
+    fingerprint: str
+    build: Callable[[], Entry]
+
+
 def cache_dir() -> Path:
     """Return the folder holding dataset cache entries."""
     return cache_root() / "datasets"

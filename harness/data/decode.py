@@ -7,7 +7,8 @@ The one preprocessing method, used for every source and size:
    YCbCr converted by Pillow; 16-bit and 32-bit images scaled to 8 bits
    (not clipped, so a 16-bit PNG keeps its contrast).
 2. Shape: centre-crop to the largest central square (no padding, so the
-   generator never learns letterbox bars).
+   generator never learns letterbox bars). Images under ``MIN_SIDE``
+   pixels on a side (icons, tracking pixels) are skipped, not blown up.
 3. Size: Pillow resize with BOX (area averaging, antialiased) when
    shrinking and BICUBIC when enlarging. Large JPEGs are first decoded at a
    reduced DCT scale (still at least twice the target) so huge photos stay
@@ -35,6 +36,8 @@ PREPROCESS_VERSION = "1"
 # Folders at or above this many files are decoded by a pool of processes.
 POOL_MIN_FILES = 256
 POOL_PROCESSES = 2
+# Smaller images (tracking pixels, icons) carry no picture worth training on.
+MIN_SIDE = 8
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -109,6 +112,8 @@ def decode_file(path: str, size: int) -> tuple[np.ndarray | None, str]:
             # not actionable for the user and would flood the log.
             warnings.simplefilter("ignore")
             with Image.open(path) as image:
+                if min(image.size) < MIN_SIDE:
+                    return None, f"too small ({image.size[0]}x{image.size[1]} px)"
                 if image.format == "JPEG":
                     image.draft("RGB", (2 * size, 2 * size))
                 image.load()

@@ -17,17 +17,6 @@ from harness.errors import ConfigError, DataError, unknown_name
 SOURCES = ("cifar10",)
 
 
-@dataclass(frozen=True)
-class Plan:
-    """How to get one dataset: where it is, its fingerprint, and how to build it on a cache miss."""
-
-    source: str
-    name: str
-    path: str
-    fingerprint: str
-    build: Callable[[], Entry]
-
-
 def _cifar_plan(name: str, split: str, root: Path, image_size: int) -> Plan:
     # Fetch or fail before the cache is consulted: a run must not report a
     # data path that no longer holds the data.

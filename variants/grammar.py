@@ -1,0 +1,111 @@
+"""Variant names: presets, and a grammar that names every combination of the axes.
+
+A name is either a preset (``animals_baseline``), or tokens joined by ``_``,
+optionally after a preset name; each token sets one axis and the rest come
+from the preset (``animals_baseline`` when none is given):
+
+    batchnorm   nobn | bn (both) | bng (generator only) | bnd (discriminator only)
+    dropout     nodrop | drophead | dropblocks
+    kernel      kernel3 | kernel4          (also k3 | k4)
+    leaky_relu  layer | inline
+    d_update    split | mixed
+
+Examples: ``bn_kernel4``, ``nobn_kernel3``, ``bn_kernel4_inline_mixed``,
+``kernel4_dropblocks``, ``cifar_bn_mixed`` (cifar_bn with one mixed batch).
+Giving one axis twice, even with the same value, is an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.errors import ConfigError, closest
+from variants.presets import BASELINE, PRESETS
+from variants.spec import VariantSpec
+
+# token -> (axis, value); the one explicit table the grammar reads.
+TOKENS: dict[str, tuple[str, Any]] = {
+    "nobn": ("batchnorm", "none"),
+    "bn": ("batchnorm", "both"),
+    "bng": ("batchnorm", "generator"),
+    "bnd": ("batchnorm", "discriminator"),
+    "nodrop": ("dropout", "none"),
+    "drophead": ("dropout", "head"),
+    "dropblocks": ("dropout", "blocks"),
+    "kernel3": ("kernel", 3),
+    "kernel4": ("kernel", 4),
+    "k3": ("kernel", 3),
+    "k4": ("kernel", 4),
+    "layer": ("leaky_relu", "layer"),
+    "inline": ("leaky_relu", "inline"),
+    "split": ("d_update", "split"),
+    "mixed": ("d_update", "mixed"),
+}
+
+GRAMMAR_HELP = __doc__.split("\n\n", 2)[1] + "\n"
+
+
+def resolve(name: str) -> VariantSpec:
+    """Return the spec that ``name`` denotes.
+
+    Raises ``ConfigError`` naming the bad token, the valid tokens and presets,
+    and the closest match, for unknown or contradictory names.
+    """
+    name = name.strip()
+    if not name:
+        raise ConfigError(_invalid("an empty variant name", ""))
+    if name in PRESETS:
+        return PRESETS[name]
+    base, rest = _split_preset(name)
+    tokens = rest.split("_") if rest else []
+    changes: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    for token in tokens:
+        if token not in TOKENS:
+            raise ConfigError(_invalid(f"unknown token {token!r} in variant {name!r}", token, name))
+        axis, value = TOKENS[token]
+        if axis in seen:
+            raise ConfigError(
+                f"variant {name!r} sets {axis} twice ({seen[axis]!r} and {token!r}); "
+                f"give one of: {', '.join(t for t, (a, _) in TOKENS.items() if a == axis)}."
+            )
+        seen[axis] = token
+        changes[axis] = value
+    return base.replace(name=name, **changes)
+
+
+def canonical_name(spec: VariantSpec) -> str:
+    """The grammar name that spells out every axis of ``spec`` over its family."""
+    inverse = {
+        "batchnorm": {"none": "nobn", "both": "bn", "generator": "bng", "discriminator": "bnd"},
+        "dropout": {"none": "nodrop", "head": "drophead", "blocks": "dropblocks"},
+        "kernel": {3: "kernel3", 4: "kernel4"},
+        "leaky_relu": {"layer": "layer", "inline": "inline"},
+        "d_update": {"split": "split", "mixed": "mixed"},
+    }
+    return "_".join(inverse[axis][value] for axis, value in spec.axes().items())
+
+
+def _split_preset(name: str) -> tuple[VariantSpec, str]:
+    """Split ``name`` into the longest preset prefix and the tokens after it."""
+    for preset in sorted(PRESETS, key=len, reverse=True):
+        if name.startswith(preset + "_"):
+            return PRESETS[preset], name[len(preset) + 1 :]
+    return BASELINE, name
+
+
+def _invalid(what: str, token: str, name: str = "") -> str:
+    guess = None
+    if token:
+        near = closest(token, TOKENS)
+        if near and name:
+            guess = "_".join(near if t == token else t for t in name.split("_"))
+        guess = guess or near or closest(token, PRESETS)
+    if name and not guess:
+        guess = closest(name, PRESETS)
+    hint = f" Did you mean {guess!r}?" if guess else ""
+    return (
+        f"{what}.{hint} A variant is a preset ({', '.join(PRESETS)}) or tokens joined "
+        f"by '_' ({', '.join(TOKENS)}), optionally after a preset name, e.g. "
+        "'bn_kernel4' or 'cifar_bn_mixed'. Run `python -m harness variants` for the grammar."
+    )
