@@ -174,11 +174,16 @@ class RunLogger:
 
     def log_dataset(self, name: str, path: str, digest: str, count: int, context: str = "training") -> None:
         """Record the training data as a run input (name, source path, fingerprint)."""
-        from mlflow.data.artifact_dataset_sources import LocalArtifactDatasetSource
+        import warnings
+
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
         from mlflow.entities import DatasetInput, InputTag
 
-        dataset = MetaDataset(source=LocalArtifactDatasetSource(path), name=name, digest=digest[:36])
+        with warnings.catch_warnings():  # local paths match two equivalent source types
+            warnings.simplefilter("ignore")
+            source = resolve_dataset_source(path)
+        dataset = MetaDataset(source=source, name=name, digest=digest[:36])
         entity = dataset._to_mlflow_entity()
         tags = [InputTag("mlflow.data.context", context), InputTag("image_count", str(count))]
         self.client.log_inputs(self.run_id, datasets=[DatasetInput(entity, tags)])

@@ -57,7 +57,7 @@ def find(source: str, root: Path, explicit: bool = False) -> list[Path]:
     if explicit and root.is_file():
         return [root]
     places = ([root] if explicit else []) + [root / f for f in folders]
-    for place in [root, *places]:
+    for place in dict.fromkeys([root, *places]):
         if (place / npz).is_file():
             return [place / npz]
     for place in places:
