@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data.dataset import cache_root
-from harness.data.decode import PREPROCESS_VERSION
+from harness.data import decode
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def cache_dir() -> Path:
 def entry_stem(source: str, name: str, image_size: int, fingerprint: str) -> str:
     """Return the file stem of the entry for this key (safe for any file system)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60]
-    return f"{source}-{safe}-{image_size}px-v{PREPROCESS_VERSION}-{fingerprint}"
+    return f"{source}-{safe}-{image_size}px-v{decode.PREPROCESS_VERSION}-{fingerprint}"
 
 
 def _read(stem: Path, fingerprint: str) -> Entry | None:
@@ -101,7 +101,7 @@ def cached(
         return hit
     entry = build()
     meta = {"source": source, "name": name, "path": path, "image_size": image_size,
-            "preprocess_version": PREPROCESS_VERSION, "fingerprint": fingerprint}
+            "preprocess_version": decode.PREPROCESS_VERSION, "fingerprint": fingerprint}
     try:
         _write(stem, entry, meta)
     except OSError:

@@ -44,8 +44,8 @@ SPLIT_FILES = {
 SPLIT_COUNTS = {"train": 5000, "test": 1000}  # images per class
 
 LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-# Dataset names are the plural label names: "horses" is label 7.
-CLASSES = {label + "s": index for index, label in enumerate(LABELS)}
+# Dataset names are the plural label names: "horses" is label 7 ("deer" stays "deer").
+CLASSES = {(label if label == "deer" else label + "s"): index for index, label in enumerate(LABELS)}
 
 
 # --- integrity: md5 first, then a restricted unpickler -----------------------

@@ -113,7 +113,7 @@ def decode_file(path: str, size: int) -> tuple[np.ndarray | None, str]:
             warnings.simplefilter("ignore")
             with Image.open(path) as image:
                 if min(image.size) < MIN_SIDE:
-                    return None, f"too small ({image.size[0]}x{image.size[1]} px)"
+                    return None, f"too small: {image.size[0]}x{image.size[1]} px"
                 if image.format == "JPEG":
                     image.draft("RGB", (2 * size, 2 * size))
                 image.load()
@@ -121,15 +121,19 @@ def decode_file(path: str, size: int) -> tuple[np.ndarray | None, str]:
                 image = square_resize(to_rgb(image), size)
                 return np.asarray(image, dtype=np.uint8).copy(), ""
     except Image.DecompressionBombError:
-        return None, "image too large (over Pillow's pixel limit)"
+        return None, "too large: over Pillow's pixel limit"
     except UnidentifiedImageError:
         return None, "not an image"
     except PermissionError:
         return None, "permission denied"
+    except FileNotFoundError:
+        return None, "missing: broken link?"
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         # Truncated and malformed files raise OSError/SyntaxError from the
-        # decoders; keep the decoder's own words as the reason.
-        return None, f"unreadable ({str(exc).splitlines()[0][:80] or type(exc).__name__})"
+        # decoders, worded differently per format; keep the decoder's words
+        # unless it is a truncation, the commonest case.
+        words = (str(exc).splitlines() or [type(exc).__name__])[0][:80]
+        return None, "truncated" if "truncat" in words.lower() else f"unreadable: {words}"
 
 
 def _decode_job(job: tuple[str, int]) -> tuple[np.ndarray | None, str]:

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from harness.data.decode import PREPROCESS_VERSION
+from harness.data import decode
 
 LENGTH = 16  # hex digits (64 bits): short enough for a table, far from collisions
 
@@ -17,7 +17,7 @@ def fingerprint(parts: Iterable[str], image_size: int) -> str:
     ``parts`` must change whenever the source bytes change (published
     checksums, or a listing of relative path, size and mtime).
     """
-    digest = hashlib.sha256(f"preprocess={PREPROCESS_VERSION}\nsize={image_size}\n".encode())
+    digest = hashlib.sha256(f"preprocess={decode.PREPROCESS_VERSION}\nsize={image_size}\n".encode())
     for part in parts:
         digest.update(part.encode("utf-8", "surrogateescape") + b"\n")
     return digest.hexdigest()[:LENGTH]

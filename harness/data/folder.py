@@ -44,7 +44,8 @@ def list_files(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
         dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(current, d)) != cache]
         for name in files:
             path = Path(current, name)
-            if not name.startswith(".") and path.is_file():
+            # Broken links are kept so they are reported, not silently dropped.
+            if not name.startswith(".") and (path.is_file() or path.is_symlink()):
                 found.append(path)
     found.sort(key=lambda p: p.relative_to(folder).as_posix())
     return found, errors

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,22 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
         raise DataError(f"IDX file {path} holds {len(body)} bytes, not the {int(np.prod(shape))} its header "
                         f"promises (shape {shape}): it is truncated. Download it again.")
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def count_train(files: list[Path]) -> int | None:
+    """Return the number of training images from headers only, or None if unreadable."""
+    try:
+        if len(files) > 1:
+            with open(files[0], "rb") as handle:
+                gzipped = handle.read(2) == b"\x1f\x8b"
+            with (gzip.open if gzipped else open)(files[0], "rb") as handle:
+                return int.from_bytes(handle.read(8)[4:8], "big")
+        with zipfile.ZipFile(files[0]) as archive, archive.open("x_train.npy") as member:
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            shape, _, _ = read_header[np.lib.format.read_magic(member)](member)
+            return int(shape[0])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
 
 
 def _read_npz(path: Path, split: str) -> np.ndarray:

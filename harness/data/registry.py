@@ -41,8 +41,9 @@ NAMES = {
     "mnist": ["digits"],
     "fashion_mnist": ["fashion"],
 }
-ALIASES = {"mnist": ("mnist", "digits"), "fashion_mnist": ("fashion_mnist", "fashion"),
-           "fashion-mnist": ("fashion_mnist", "fashion")}
+# Plain names for the MNIST pair, besides the dataset names themselves.
+MNIST_NAMES = {"digits": ("mnist", "digits"), "mnist": ("mnist", "digits"), "fashion": ("fashion_mnist", "fashion"),
+               "fashion_mnist": ("fashion_mnist", "fashion"), "fashion-mnist": ("fashion_mnist", "fashion")}
 # Folders under the data root that belong to a source, not to a user dataset.
 SOURCE_FOLDERS = {cifar10.FOLDER, "animals10", "raw-img", "mnist", "MNIST", "fashion_mnist", "fashion-mnist", "FashionMNIST"}
 SPELLING = "Spell a dataset NAME, SOURCE:NAME, SOURCE:NAME@PATH or folder:PATH (e.g. animals10:horses, folder:/photos/eagles)."
@@ -75,9 +76,8 @@ def _resolve_plain(name: str, root: Path) -> tuple[str, str, Path | None]:
         return "cifar10", name, None
     if name in animals10.CLASSES:
         return "animals10", name, None
-    if name in ALIASES or name in ("digits", "fashion"):
-        source, resolved = ALIASES.get(name) or (("mnist", "digits") if name == "digits" else ("fashion_mnist", "fashion"))
-        return source, resolved, None
+    if name in MNIST_NAMES:
+        return (*MNIST_NAMES[name], None)
     if name and "/" not in name and name not in SOURCE_FOLDERS and (root / name).is_dir():
         return "folder", name, root / name
     known = {*cifar10.CLASSES, *animals10.CLASSES, "digits", "fashion", *_root_folders(root)}
@@ -106,7 +106,12 @@ def _cifar_plan(name: str, split: str, root: Path, image_size: int) -> Plan:
 
 def _plan(source: str, name: str, where: Path | None, root: Path, split: str, image_size: int) -> Plan:
     if source == "cifar10":
-        return _cifar_plan(name, split, where or root, image_size)
+        try:
+            return _cifar_plan(name, split, where or root, image_size)
+        except DataError as exc:
+            if name not in animals10.CLASSES:
+                raise
+            raise DataError(f"{exc} For Animals-10's {name}, spell the dataset animals10:{name}.") from None
     if source in mnist.SOURCES:
         if split not in mnist.IDX:
             raise ConfigError(f"unknown split {split!r} for {source}. Valid splits: train, test.")
@@ -200,13 +205,9 @@ def list_datasets(data_root: str | Path | None = None) -> list[dict]:
         row(name, "animals10", have, folder.count_files(place) if have else None, place)
     for source, (name, folders, npz) in mnist.SOURCES.items():
         files = mnist.find(source, root)
-        count = None
-        if files:
-            try:
-                count = len(mnist.load_images(files, "train"))
-            except DataError:
-                files = []
+        count = mnist.count_train(files) if files else None
         row(name, source, bool(files), count, files[0] if len(files) == 1 else (files[0].parent if files else root / folders[0]))
     for name in _root_folders(root):
-        row(name, "folder", True, folder.count_files(root / name), root / name)
+        count = folder.count_files(root / name)
+        row(name, "folder", count > 0, count, root / name)
     return rows
