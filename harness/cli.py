@@ -157,8 +157,27 @@ def cmd_variants(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- datasets -------------------------------------------------------------------------
+def _add_datasets(sub) -> None:
+    p = sub.add_parser("datasets", help="list known datasets, where they are looked for and what is here",
+                       description="Every known dataset: its source, whether it is available on this "
+                                   "machine, its image count and where it is looked for.")
+    p.add_argument("--json", action="store_true", help="a JSON list of {name, source, spec, available, count, where}")
+    _data_root(p)
+    p.set_defaults(handler=cmd_datasets)
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from harness.data import list_datasets
+    from harness.data.listing import format_table
+
+    rows = list_datasets(args.data_root)
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_run, _add_variants)
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_run, _add_variants, _add_datasets)
 
 
 def build_parser() -> argparse.ArgumentParser:
