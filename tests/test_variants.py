@@ -1,0 +1,151 @@
+"""Every preset and every grammar combination builds and takes a training step."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from harness.errors import ConfigError
+from variants import AXES, PRESETS, TOKENS, canonical_name, resolve
+
+GRAMMAR_NAMES = ["_".join(combo) for combo in itertools.product(
+    ("nobn", "bn", "bng", "bnd"), ("nodrop", "drophead", "dropblocks"), ("kernel3", "kernel4"),
+    ("layer", "inline"), ("split", "mixed"))]
+
+
+def test_grammar_names_cover_every_axis_combination():
+    specs = [resolve(name) for name in GRAMMAR_NAMES]
+    seen = {tuple(s.axes().values()) for s in specs}
+    assert len(seen) == np.prod([len(v) for v in AXES.values()]) == len(GRAMMAR_NAMES)
+    for spec, name in zip(specs, GRAMMAR_NAMES):
+        assert canonical_name(spec) == name
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("bn_kernel4", {"batchnorm": "both", "kernel": 4, "dropout": "head", "leaky_relu": "layer", "d_update": "split"}),
+    ("nobn_kernel3", {"batchnorm": "none", "kernel": 3}),
+    ("bn_kernel4_inline_mixed", {"batchnorm": "both", "kernel": 4, "leaky_relu": "inline", "d_update": "mixed"}),
+    ("kernel4_dropblocks", {"batchnorm": "none", "kernel": 4, "dropout": "blocks"}),
+    ("bng_k3", {"batchnorm": "generator", "kernel": 3}),
+    ("cifar_bn_mixed", {"batchnorm": "generator", "d_update": "mixed", "dropout": "none"}),
+])
+def test_names_resolve_to_axes(name, expected):
+    spec = resolve(name)
+    assert {k: spec.axes()[k] for k in expected} == expected
+    assert spec.name == name
+
+
+def test_grammar_keeps_the_baseline_family():
+    spec = resolve("bn_kernel4")
+    base = PRESETS["animals_baseline"]
+    assert (spec.g_filters, spec.d_blocks, spec.g_lr) == (base.g_filters, base.d_blocks, base.g_lr)
+    assert resolve("cifar_bn_mixed").g_filters == PRESETS["cifar_bn"].g_filters
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("bn_kernal4", "did you mean 'bn_kernel4'"),
+    ("animal_baseline", "did you mean 'animals_baseline'"),
+    ("bn_nobn", "sets batchnorm twice"),
+    ("kernel4_kernel4", "sets kernel twice"),
+    ("", "empty variant name"),
+])
+def test_bad_names_say_what_is_valid(name, fragment):
+    with pytest.raises(ConfigError) as err:
+        resolve(name)
+    message = str(err.value)
+    assert fragment.lower() in message.lower()
+    if "twice" not in fragment:
+        assert "animals_baseline" in message and "kernel4" in message
+
+
+def test_spec_replace_is_strict():
+    spec = resolve("bn_kernel4")
+    with pytest.raises(ConfigError, match="unknown variant field"):
+        spec.replace(g_learning_rate=1e-3)
+    with pytest.raises(ConfigError, match="takes a float"):
+        spec.replace(g_lr="fast")
+    with pytest.raises(ConfigError, match="g_lr"):
+        spec.replace(g_lr=-1e-3)
+    assert spec.replace(g_lr=1e-3).g_lr == 1e-3
+
+
+def test_tokens_table_covers_every_axis_value():
+    covered = {(axis, value) for axis, value in TOKENS.values()}
+    assert covered == {(axis, value) for axis, values in AXES.items() for value in values}
+
+
+# --- building and one step -------------------------------------------------------------
+def _step(spec, image_size=None, channels=None):
+    """Build the GAN at tiny width and run one eager training step on random images."""
+    from harness.gan import GAN
+
+    spec = spec.for_image(image_size or spec.image_size, channels or spec.channels).scaled(0.0625)
+    gan = GAN(spec, seed=1)
+    gan.compile(run_eagerly=True)
+    real = np.random.default_rng(0).integers(0, 256, (4, *spec.image_shape), dtype=np.uint8)
+    before = [w.numpy().copy() for w in gan.generator.trainable_weights]
+    logs = gan.train_step(real)
+    z = np.random.default_rng(1).standard_normal((3, spec.latent_dim)).astype(np.float32)
+    images = gan.sample(z).numpy()
+    assert images.shape == (3, *spec.image_shape)
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    assert gan.discriminator(images).shape == (3, 1)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    after = gan.generator.trainable_weights
+    assert any(not np.array_equal(b, a.numpy()) for b, a in zip(before, after)), "G did not update"
+    return gan
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_builds_and_steps(name):
+    _step(PRESETS[name])
+
+
+@pytest.mark.parametrize("name", GRAMMAR_NAMES)
+def test_every_grammar_combination_builds_and_steps(name):
+    gan = _step(resolve(name))
+    layers = [type(layer).__name__ for layer in gan.discriminator.layers + gan.generator.layers]
+    spec = gan.spec
+    assert ("BatchNormalization" in layers) == (spec.batchnorm != "none")
+    assert ("LeakyReLU" in layers) == (spec.leaky_relu == "layer") or spec.leaky_relu == "inline"
+    assert ("Dropout" in layers) == (spec.dropout != "none")
+    kernels = {layer.kernel_size[0] for layer in gan.generator.layers if type(layer).__name__ == "Conv2DTranspose"}
+    assert kernels == {spec.kernel}
+
+
+@pytest.mark.parametrize("size, channels", [(28, 1), (64, 3), (28, 3)])
+def test_variants_adapt_to_image_size(size, channels):
+    for name in ("animals_baseline", "bn_kernel4", "mnist_tutorial"):
+        _step(PRESETS.get(name) or resolve(name), size, channels)
+
+
+def test_preset_architectures_match_the_notebooks():
+    from variants.builders import build_discriminator, build_generator
+
+    def convs(model, kind):
+        return [(l.filters, l.kernel_size[0], l.strides[0]) for l in model.layers if type(l).__name__ == kind]
+
+    g = build_generator(PRESETS["animals_baseline"])
+    assert convs(g, "Conv2DTranspose") == [(128, 3, 2)] * 3
+    assert convs(g, "Conv2D") == [(3, 3, 1)]
+    assert g.layers[1].units == 4 * 4 * 256
+    d = build_discriminator(PRESETS["animals_baseline"])
+    assert convs(d, "Conv2D") == [(64, 3, 1), (128, 3, 2), (128, 3, 2), (256, 3, 2)]
+    assert [type(l).__name__ for l in d.layers[-3:]] == ["Flatten", "Dropout", "Dense"]
+
+    g = build_generator(PRESETS["cifar_bn"])
+    assert g.layers[1].units == 8 * 8 * 256
+    assert convs(g, "Conv2DTranspose") == [(128, 4, 2), (64, 4, 2)]
+    kinds = [type(l).__name__ for l in g.layers]
+    # BatchNorm after the activation, as published.
+    i = kinds.index("Conv2DTranspose")
+    assert kinds[i:i + 3] == ["Conv2DTranspose", "LeakyReLU", "BatchNormalization"]
+    assert [l.momentum for l in g.layers if type(l).__name__ == "BatchNormalization"] == [0.8] * 3
+
+    g = build_generator(PRESETS["mnist_tutorial"])
+    assert g.output_shape == (None, 28, 28, 1)
+    d = build_discriminator(PRESETS["mnist_tutorial"])
+    assert convs(d, "Conv2D") == [(64, 5, 2), (64, 3, 2)]
+    assert sum(type(l).__name__ == "Dropout" for l in d.layers) == 2
