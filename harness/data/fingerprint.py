@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
-from pathlib import Path
 
 from harness.data import decode
 
@@ -23,19 +23,20 @@ def fingerprint(parts: Iterable[str], image_size: int) -> str:
     return digest.hexdigest()[:LENGTH]
 
 
-def listing_parts(root: Path, files: Iterable[Path]) -> list[str]:
-    """Describe ``files`` under ``root`` by (relative path, size, mtime_ns): cheap, no reads.
+def listing_parts(files: Iterable[tuple[str, str]]) -> list[str]:
+    """Describe ``(relative path, absolute path)`` files by relative path, size and mtime_ns.
 
-    Any added, removed, renamed, resized or touched file changes the result.
+    Cheap (one stat per file, no reads), and any added, removed, renamed,
+    resized or touched file changes the result.
     """
     parts = []
-    for path in files:
+    for relative, path in files:
         try:
-            stat = path.stat()
-            parts.append(f"{path.relative_to(root).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}")
+            stat = os.stat(path)
+            parts.append(f"{relative}\t{stat.st_size}\t{stat.st_mtime_ns}")
         except OSError:
             # Unreadable entries still count: they will be reported as skipped.
-            parts.append(f"{path.relative_to(root).as_posix()}\t?\t?")
+            parts.append(f"{relative}\t?\t?")
     return parts
 
 

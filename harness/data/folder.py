@@ -8,7 +8,6 @@ the listing (relative path, size, mtime_ns), so it costs no reads.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -19,36 +18,44 @@ from harness.data.decode import decode_files
 from harness.data.fingerprint import fingerprint, listing_parts
 from harness.errors import DataError
 
-log = logging.getLogger(__name__)
-
 EXAMPLES = 5  # skipped files named in reports
 PROGRESS_MIN_FILES = 1000
 
 
-def list_files(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Return the candidate files under ``folder`` in sorted order, and unreadable subfolders.
+def list_files(folder: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Return the candidate files under ``folder`` and the folders that could not be read.
 
-    The second list holds ``(path, reason)`` for folders that could not be
-    listed, so they are reported like unreadable files instead of vanishing.
+    Files come as ``(relative posix path, absolute path)`` sorted by the
+    relative path; unreadable folders as ``(path, reason)``, so they are
+    reported like unreadable files instead of vanishing. Plain strings and
+    os.scandir, not pathlib: listing stays fast at tens of thousands of files.
     """
-    errors: list[tuple[str, str]] = []
     # A cache inside the folder would change the listing on every run.
     cache = os.path.realpath(cache_root())
-    found: list[Path] = []
-
-    def on_error(exc: OSError) -> None:
-        errors.append((str(exc.filename), "unreadable folder"))
-
-    # followlinks=False: a link back up the tree must not loop forever.
-    for current, dirs, files in os.walk(folder, onerror=on_error, followlinks=False):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(current, d)) != cache]
-        for name in files:
-            path = Path(current, name)
+    found: list[tuple[str, str]] = []
+    errors: list[tuple[str, str]] = []
+    stack = [("", str(folder))]
+    while stack:
+        prefix, current = stack.pop()
+        try:
+            with os.scandir(current) as entries:
+                entries = list(entries)
+        except OSError:
+            errors.append((current, "unreadable folder"))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            relative = prefix + entry.name
+            # Links to folders are not followed: a link back up the tree would loop.
+            if entry.is_dir(follow_symlinks=False):
+                if os.path.realpath(entry.path) != cache:
+                    stack.append((relative + "/", entry.path))
             # Broken links are kept so they are reported, not silently dropped.
-            if not name.startswith(".") and (path.is_file() or path.is_symlink()):
-                found.append(path)
-    found.sort(key=lambda p: p.relative_to(folder).as_posix())
-    return found, errors
+            elif entry.is_file() or entry.is_symlink():
+                found.append((relative, entry.path))
+    found.sort()
+    return found, sorted(errors)
 
 
 def describe_skipped(skipped: list[tuple[str, str]]) -> tuple[str, ...]:
@@ -73,11 +80,11 @@ def plan(folder: Path, name: str, image_size: int, *, source: str = "folder") ->
         problem = f" ({errors[0][0]} could not be read)" if errors else ""
         raise DataError(f"{source} dataset folder {folder} holds no files{problem}. Put the images there (any "
                         f"depth of subfolders), or point at the folder that holds them.")
-    parts = [source, name, *listing_parts(folder, files), *(f"{p}\t{r}" for p, r in errors)]
+    parts = [source, name, *listing_parts(files), *(f"{p}\t{r}" for p, r in errors)]
 
     def build() -> Entry:
         progress = len(files) >= PROGRESS_MIN_FILES and sys.stderr.isatty()
-        images, skipped = decode_files(files, image_size, progress=progress)
+        images, skipped = decode_files([path for _, path in files], image_size, progress=progress)
         skipped = errors + skipped
         return Entry(images, len(skipped), describe_skipped(skipped))
 
