@@ -163,10 +163,12 @@ def decode_files(
     results: Iterator[tuple[np.ndarray | None, str]]
     pool = None
     if processes > 1:
-        pool = _pool_context().Pool(processes)
-        results = pool.imap(_decode_job, jobs, chunksize=32)
-    else:
-        results = map(_decode_job, jobs)
+        try:
+            pool = _pool_context().Pool(processes)
+        except OSError:
+            # No semaphores or /dev/shm (some containers): decode in this process.
+            pool = None
+    results = pool.imap(_decode_job, jobs, chunksize=32) if pool is not None else map(_decode_job, jobs)
     if progress:
         from tqdm import tqdm
 
