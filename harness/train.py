@@ -2,15 +2,21 @@
 
 The function reads top to bottom: resolve the config, load the data, check the
 tracking store, build and compile the GAN, start (or resume) the MLflow run,
-then one pass per epoch of train -> log metrics -> sample grid -> checkpoint
--> evaluate, and finally log the generator and end the run. The run always
-ends FINISHED, FAILED (with the reason) or KILLED — never left RUNNING.
+then one pass per epoch of train -> evaluate -> checkpoint -> log metrics ->
+sample grid, and finally log the generator and end the run. The run always
+ends FINISHED, FAILED (with the reason) or KILLED; only SIGKILL (or a power
+cut) can leave it RUNNING, and ``--resume`` continues exactly those.
+
+Why the checkpoint comes before the metrics: the checkpoint holds the epoch's
+metrics, so a crash between the two writes is repaired on resume by logging
+them from the checkpoint. The other order would log epoch k twice (once
+before the crash, once after retraining it from checkpoint k - 1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -22,7 +28,7 @@ import numpy as np
 
 from harness import checkpoints
 from harness.config import RunConfig
-from harness.errors import ConfigError, DataError, TrainingFailed
+from harness.errors import ConfigError, TrainingFailed
 
 SAMPLE_GRID = 64  # images in each epoch's sample grid (8 x 8)
 
@@ -68,16 +74,11 @@ def run(config: RunConfig, *, resume: str | None = None,
     spec = resolve(config.variant).replace(**config.overrides)
     dataset = load_dataset(config.dataset, image_size=config.image_size,
                            max_images=config.max_images, min_images=config.batch_size)
-    if len(dataset.images) < config.batch_size:
-        raise DataError(
-            f"dataset {config.dataset!r} has {len(dataset.images)} images, fewer than one batch "
-            f"(--batch-size {config.batch_size}); lower --batch-size or add images."
-        )
     spec = spec.for_image(dataset.images.shape[1], dataset.images.shape[3])
     if config.width != 1.0:
         spec = spec.scaled(config.width)
-    tracking.ensure_store(config.tracking_uri)
     _check_writable(config.checkpoint_dir, "--checkpoint-dir")
+    tracking.ensure_store(config.tracking_uri)
 
     # --- model ---------------------------------------------------------------------
     import keras
@@ -98,11 +99,19 @@ def run(config: RunConfig, *, resume: str | None = None,
     fixed_noise = np.random.default_rng(config.seed).standard_normal(
         (SAMPLE_GRID, spec.latent_dim)).astype(np.float32)
 
+    evaluator = _evaluator(config, spec, dataset) if config.eval_every else None
+
     # --- tracking: a new run, or the one being resumed ----------------------------------
-    first_epoch = 1
+    first_epoch, held, logged, last_checkpoint = 1, None, set(), None
     if resume:
-        run_id, first_epoch, fixed_noise = _resume(config, resume, gan, log)
-        logger = tracking.RunLogger.start(config.tracking_uri, config.experiment, run_id=run_id)
+        held, meta = _resume(config, resume, gan, log)
+        first_epoch, fixed_noise, last_checkpoint = meta["epoch"] + 1, meta["arrays"]["fixed_noise"], meta["path"]
+        try:
+            logger = tracking.RunLogger.start(config.tracking_uri, config.experiment, run_id=resume)
+            logged = _repair_metrics(logger, meta, gan, fixed_noise, log)
+        except BaseException:
+            checkpoints.unlock(held)
+            raise
     else:
         tags = {"variant": config.variant, "dataset": config.dataset, "variant_canonical": canonical_name(spec),
                 "data_source": dataset.source, **config.tags}
@@ -118,14 +127,14 @@ def run(config: RunConfig, *, resume: str | None = None,
     log(f"run {run_id}: {config.variant} on {config.dataset} ({len(dataset.images)} images, "
         f"{config.epochs} epochs, batch {config.batch_size}) -> {config.tracking_uri}")
 
-    evaluator = _evaluator(config, spec, dataset) if config.eval_every else None
-    if evaluator is not None:
-        logger.log_params(evaluator.params())
-
     # --- train ----------------------------------------------------------------------
-    result = RunResult(run_id=run_id, status="RUNNING", epochs_done=first_epoch - 1)
+    result = RunResult(run_id=run_id, status="RUNNING", epochs_done=first_epoch - 1, checkpoint=last_checkpoint)
     previous_sigterm = _sigterm_as_interrupt()
     try:
+        if held is None:
+            held = checkpoints.lock(ckpt_dir)
+        if evaluator is not None:
+            logger.log_params(evaluator.params())
         tracking_seconds = 0.0
         for epoch in range(first_epoch, config.epochs + 1):
             guard = NonFiniteGuard()
@@ -141,21 +150,22 @@ def run(config: RunConfig, *, resume: str | None = None,
             metrics = {k: float(v[-1]) for k, v in history.history.items()}
             metrics.update(images_per_s=steps * config.batch_size / seconds, epoch_seconds=seconds,
                            tracking_seconds=tracking_seconds)
+            if evaluator is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
+                metrics.update(evaluator.evaluate(gan.generator, latent_dim=spec.latent_dim, seed=config.seed))
 
-            # --- log: metrics, sample grid, checkpoint, evaluation --------------------
+            # --- save: checkpoint (with the metrics), then metrics, then sample grid --
             start = time.perf_counter()
-            logger.log_metrics(metrics, step=epoch)
+            result.checkpoint = str(checkpoints.save(
+                ckpt_dir, epoch, gan, {"run_id": run_id, "config": config.to_dict(), "metrics": metrics},
+                arrays={"fixed_noise": fixed_noise}, keep=config.keep_checkpoints))
+            result.epochs_done, result.metrics = epoch, metrics
+            if epoch in logged:
+                log(f"epoch {epoch} was logged before its checkpoint was lost; its first metrics are kept")
+            else:
+                logger.log_metrics(metrics, step=epoch)
             if epoch % config.sample_every == 0 or epoch == config.epochs:
                 logger.log_png(_sample_grid(gan, fixed_noise), f"samples/epoch_{epoch:04d}.png")
-            result.checkpoint = str(checkpoints.save(
-                ckpt_dir, epoch, gan, {"run_id": run_id, "config": config.to_dict()},
-                arrays={"fixed_noise": fixed_noise}, keep=config.keep_checkpoints))
             tracking_seconds = time.perf_counter() - start
-            if evaluator is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
-                scores = evaluator.evaluate(gan.generator, latent_dim=spec.latent_dim, seed=config.seed)
-                logger.log_metrics(scores, step=epoch)
-                metrics.update(scores)
-            result.epochs_done, result.metrics = epoch, metrics
             result.history.append(metrics)
             if on_epoch is not None:
                 on_epoch(epoch, metrics)
@@ -171,21 +181,26 @@ def run(config: RunConfig, *, resume: str | None = None,
         logger.end(stop.status)
         result.status, result.reason = stop.status, stop.reason
     except KeyboardInterrupt:
-        # Keep what was trained so far (the state between two steps is consistent).
-        result.checkpoint = str(checkpoints.save(
-            ckpt_dir, result.epochs_done, gan, {"run_id": run_id, "config": config.to_dict()},
-            arrays={"fixed_noise": fixed_noise}, keep=config.keep_checkpoints))
-        logger.end("KILLED", reason=f"interrupted during epoch {result.epochs_done + 1}")
+        # Keep what was trained so far: the state between two steps is consistent.
+        # A second Ctrl-C must not cut this short and leave the run RUNNING.
+        with _signals_ignored():
+            result.checkpoint = str(checkpoints.save(
+                ckpt_dir, result.epochs_done, gan,
+                {"run_id": run_id, "config": config.to_dict(), "metrics": result.metrics},
+                arrays={"fixed_noise": fixed_noise}, keep=config.keep_checkpoints))
+            logger.end("KILLED", reason=f"interrupted during epoch {result.epochs_done + 1}",
+                       best_effort=True)
         result.status = "KILLED"
         raise
     except TrainingFailed as exc:
-        logger.end("FAILED", reason=str(exc))
+        logger.end("FAILED", reason=str(exc), best_effort=True)
         raise
     except BaseException as exc:
-        logger.end("FAILED", reason=f"{type(exc).__name__}: {exc}")
+        logger.end("FAILED", reason=f"{type(exc).__name__}: {exc}", best_effort=True)
         raise
     finally:
         _restore_sigterm(previous_sigterm)
+        checkpoints.unlock(held)
     return result
 
 
@@ -203,11 +218,14 @@ def find_resumable(config: RunConfig) -> str:
                            "AND attributes.status != 'FINISHED'"),
             order_by=["attributes.start_time DESC"], max_results=50)
         for found in runs:
-            if checkpoints.list_checkpoints(Path(config.checkpoint_dir) / found.info.run_id):
+            folder = Path(config.checkpoint_dir) / found.info.run_id
+            # A locked folder belongs to a run another process is still training.
+            if checkpoints.list_checkpoints(folder) and not checkpoints.is_locked(folder):
                 return found.info.run_id
     raise ConfigError(
         f"--resume: no unfinished run of {config.variant} on {config.dataset} with a checkpoint in "
-        f"{config.checkpoint_dir!r} (experiment {config.experiment!r}); pass a run id or start a new run."
+        f"{config.checkpoint_dir!r} (experiment {config.experiment!r}) that no other process is "
+        "training; pass a run id or start a new run."
     )
 
 
@@ -216,23 +234,60 @@ def _config_params(config: RunConfig) -> dict[str, Any]:
     return {k: v for k, v in config.to_dict().items() if k not in skip}
 
 
-def _resume(config: RunConfig, run_id: str, gan, log) -> tuple[str, int, np.ndarray]:
-    """Restore the newest readable checkpoint of ``run_id``; return (run id, next epoch, noise)."""
+def _resume(config: RunConfig, run_id: str, gan, log):
+    """Lock ``run_id``'s folder and restore its newest readable checkpoint into ``gan``.
+
+    Returns (the held lock, the checkpoint's meta). Refuses a run another
+    process is training, a changed configuration, and a finished run with
+    nothing left to train; nothing is written to the tracking store.
+    """
+    from harness import tracking
+
     folder = Path(config.checkpoint_dir) / run_id
-    meta = checkpoints.latest_valid(folder, gan, warn=log)
-    if meta is None:
-        raise ConfigError(
-            f"no readable checkpoint for run {run_id} in {folder}; start a new run without --resume."
-        )
-    saved = RunConfig.from_dict(meta["config"])
-    changed = {k: (v, config.training_fields().get(k)) for k, v in saved.training_fields().items()
-               if config.training_fields().get(k) != v}
-    if changed:
-        details = "; ".join(f"{k}: was {old!r}, now {new!r}" for k, (old, new) in changed.items())
-        raise ConfigError(f"cannot resume run {run_id} with a changed configuration ({details}); "
-                          "use the original flags or start a new run.")
+    if not checkpoints.list_checkpoints(folder):
+        raise ConfigError(f"--resume {run_id}: no checkpoint in {folder}; pass the --checkpoint-dir the "
+                          "run was trained with, or start a new run without --resume.")
+    try:
+        status = tracking.client(config.tracking_uri).get_run(run_id).info.status
+    except Exception:
+        raise ConfigError(f"--resume {run_id}: no such run in {config.tracking_uri!r}; pass the "
+                          "--tracking-uri it was logged to, or start a new run.") from None
+    held = checkpoints.lock(folder)
+    try:
+        meta = checkpoints.latest_valid(folder, gan, warn=log)
+        if meta is None:
+            raise ConfigError(f"--resume {run_id}: no readable checkpoint in {folder}; start a new run "
+                              "without --resume.")
+        saved = RunConfig.from_dict(meta["config"])
+        now = config.training_fields()
+        changed = {k: (v, now.get(k)) for k, v in saved.training_fields().items() if now.get(k) != v}
+        if changed:
+            details = "; ".join(f"{k}: was {old!r}, now {new!r}" for k, (old, new) in changed.items())
+            raise ConfigError(f"cannot resume run {run_id} with a changed configuration ({details}); "
+                              "use the original flags or start a new run.")
+        if status == "FINISHED" and meta["epoch"] >= config.epochs:
+            raise ConfigError(f"--resume {run_id}: the run already FINISHED {meta['epoch']} epochs; pass "
+                              f"--epochs above {meta['epoch']} to train it further.")
+    except BaseException:
+        checkpoints.unlock(held)
+        raise
     log(f"resuming run {run_id} from {meta['path']} (epoch {meta['epoch']})")
-    return run_id, meta["epoch"] + 1, meta["arrays"]["fixed_noise"]
+    return held, meta
+
+
+def _repair_metrics(logger, meta: dict[str, Any], gan, fixed_noise: np.ndarray, log) -> set[int]:
+    """Log the checkpoint's epoch if a crash came between its checkpoint and its metrics.
+
+    Returns the epochs whose metrics are already logged, so none is logged twice.
+    """
+    logged = logger.logged_steps("d_loss")
+    epoch, metrics = meta["epoch"], meta.get("metrics") or {}
+    if epoch >= 1 and epoch not in logged and metrics:
+        log(f"epoch {epoch} was checkpointed but not logged; logging it from the checkpoint")
+        logger.log_metrics(metrics, step=epoch)
+        logger.log_png(_sample_grid(gan, fixed_noise), f"samples/epoch_{epoch:04d}.png")
+        logged.add(epoch)
+    return logged
 
 
 def _evaluator(config: RunConfig, spec, dataset):
@@ -259,12 +314,30 @@ def _pip_requirements() -> list[str]:
 
 
 def _check_writable(folder: str, flag: str) -> None:
-    path = Path(folder)
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK) or not probe.is_dir():
-        raise ConfigError(f"{flag} {folder!r} is not writable; pass a folder you can write to.")
+    """Create ``folder`` and write a probe file in it, so a bad location fails before training."""
+    import tempfile
+
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {folder!r} is not writable ({exc.strerror or exc}); pass a folder "
+                          "you can write to.") from None
+
+
+@contextlib.contextmanager
+def _signals_ignored():
+    """Ignore Ctrl-C and SIGTERM inside the block (main thread only)."""
+    try:
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        previous = {}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _restore_sigterm(previous) -> None:
