@@ -1,0 +1,202 @@
+"""Throughput benchmark: the harness's training step against the notebooks' loop.
+
+Everything is measured in one process, alternating the configurations
+(harness, notebook, harness, notebook, ...) and reporting medians, because a
+shared machine's speed drifts. "Images/s" counts real images consumed per
+second, with one discriminator and one generator update per batch in both.
+
+FLOPs are counted from the layers (multiply-adds x 2 of every Dense, Conv2D
+and Conv2DTranspose, from their input and output shapes), for one forward
+pass of G and of D. A training step runs G forward twice (fakes for D, then
+the G update) and D forward three times (real, fake, G update); backward
+passes are counted as twice their forward. So a step costs
+``3 x (2 G + 3 D)`` forward FLOPs per image. BatchNorm, activations and the
+optimisers are left out (they are memory-bound and small).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from variants import resolve
+from variants.spec import VariantSpec
+
+
+def forward_flops(model) -> int:
+    """FLOPs of one forward pass of ``model`` for one image/noise vector."""
+    total = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Dense":
+            total += 2 * layer.input.shape[-1] * layer.units
+        elif kind in ("Conv2D", "Conv2DTranspose"):
+            kh, kw = layer.kernel_size
+            c_in = layer.input.shape[-1]
+            # A transposed convolution scatters each input pixel through the kernel:
+            # its cost follows the input's spatial size, a convolution's the output's.
+            h, w = (layer.input.shape[1:3] if kind == "Conv2DTranspose" else layer.output.shape[1:3])
+            total += 2 * h * w * kh * kw * c_in * layer.filters
+    return total
+
+
+def step_flops(spec: VariantSpec) -> float:
+    """Model FLOPs per trained image (see the module docstring)."""
+    from variants.builders import build_discriminator, build_generator
+
+    g = forward_flops(build_generator(spec))
+    d = forward_flops(build_discriminator(spec))
+    return 3.0 * (2 * g + 3 * d)
+
+
+def cpu_peak_gflops() -> tuple[float | None, str]:
+    """FP32 peak of this machine's CPU: cores x clock x FLOPs per cycle, and how it was found."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return None, "unknown (no /proc/cpuinfo)"
+    flags = set(re.search(r"^flags\s*:(.*)$", info, re.M).group(1).split()) if "flags" in info else set()
+    mhz = [float(m) for m in re.findall(r"^cpu MHz\s*:\s*([\d.]+)", info, re.M)]
+    model = (re.search(r"^model name\s*:(.*)$", info, re.M) or [None, "?"])[1].strip()
+    cores = len(os.sched_getaffinity(0))
+    if not mhz:
+        return None, f"unknown clock ({model})"
+    if "avx512f" in flags:
+        width, simd = 16, "AVX-512"
+    elif "avx2" in flags and "fma" in flags:
+        width, simd = 8, "AVX2+FMA"
+    else:
+        width, simd = 4, "SSE"
+    per_cycle = 2 * 2 * width  # two FMA units, two FLOPs per lane
+    ghz = max(mhz) / 1000
+    peak = cores * ghz * per_cycle
+    return peak, f"{cores} cores x {ghz:.2f} GHz x {per_cycle} FLOP/cycle ({simd}, 2 FMA units; {model})"
+
+
+def _images(batch: int, spec: VariantSpec, batches: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (batch * batches, *spec.image_shape), dtype=np.uint8)
+
+
+class HarnessTrainer:
+    """The harness's compiled training step, fed from an in-memory tf.data pipeline."""
+
+    def __init__(self, spec: VariantSpec, batch: int, xla: str, steps_per_execution: int = 1):
+        import tensorflow as tf
+
+        from harness.gan import GAN
+
+        self.gan = GAN(spec, seed=0)
+        self.gan.compile(jit_compile={"auto": "auto", "on": True, "off": False}[xla],
+                         steps_per_execution=steps_per_execution)
+        self.batch = batch
+        self.data = tf.data.Dataset.from_tensor_slices(_images(batch, spec, 8)).repeat().batch(
+            batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    def run(self, steps: int) -> float:
+        start = time.perf_counter()
+        self.gan.fit(self.data, epochs=1, steps_per_epoch=steps, verbose=0)
+        return steps * self.batch / (time.perf_counter() - start)
+
+
+class NotebookTrainer:
+    """The published notebooks' loop: predict, D.train_on_batch twice, combined train_on_batch."""
+
+    def __init__(self, spec: VariantSpec, batch: int):
+        import keras
+
+        from variants.builders import build_discriminator, build_generator
+
+        self.g = build_generator(spec)
+        logits = build_discriminator(spec)
+        self.d = keras.Sequential([logits, keras.layers.Activation("sigmoid")])
+        self.d.compile(loss="binary_crossentropy", metrics=["accuracy"],
+                       optimizer=keras.optimizers.Adam(spec.d_lr, beta_1=spec.d_beta_1))
+        self.d.trainable = False
+        z = keras.Input((spec.latent_dim,))
+        self.combined = keras.Model(z, self.d(self.g(z)))
+        self.combined.compile(loss="binary_crossentropy",
+                              optimizer=keras.optimizers.Adam(spec.g_lr, beta_1=spec.g_beta_1))
+        self.d.trainable = True
+        self.batch, self.latent = batch, spec.latent_dim
+        self.images = (_images(batch, spec, 8).astype(np.float32) / 127.5 - 1.0)
+        self.ones, self.zeros = np.ones((batch, 1)), np.zeros((batch, 1))
+        self.rng = np.random.default_rng(0)
+
+    def run(self, steps: int) -> float:
+        start = time.perf_counter()
+        for i in range(steps):
+            real = self.images[(i % 8) * self.batch:(i % 8 + 1) * self.batch]
+            noise = self.rng.standard_normal((self.batch, self.latent)).astype(np.float32)
+            fake = self.g.predict(noise, verbose=0)
+            self.d.train_on_batch(real, self.ones)
+            self.d.train_on_batch(fake, self.zeros)
+            self.combined.train_on_batch(
+                self.rng.standard_normal((self.batch, self.latent)).astype(np.float32), self.ones)
+        return steps * self.batch / (time.perf_counter() - start)
+
+
+def sampling_rate(spec: VariantSpec, batch: int = 1000, repeats: int = 3) -> float:
+    """Generator-only images/s in large compiled batches."""
+    import tensorflow as tf
+
+    from variants.builders import build_generator
+
+    g = build_generator(spec)
+    sample = tf.function(lambda z: g(z, training=False), jit_compile=False)
+    z = tf.random.normal((batch, spec.latent_dim))
+    sample(z).numpy()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sample(z).numpy()
+        rates.append(batch / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4"), *, batch: int = 128,
+                  steps: int = 20, repeats: int = 3, width: float = 1.0, xla: str = "auto",
+                  steps_per_execution: int = 1, log=print) -> dict[str, Any]:
+    """Measure every variant; return the JSON-able result (see ``python -m harness bench --json``)."""
+    import keras
+    import tensorflow as tf
+
+    peak, peak_how = cpu_peak_gflops()
+    gpus = tf.config.list_physical_devices("GPU")
+    result: dict[str, Any] = {
+        "peak_gflops": peak if not gpus else None,
+        "peak_how": peak_how if not gpus else "GPU: not determined",
+        "device": gpus[0].name if gpus else platform.processor() or "cpu",
+        "batch_size": batch, "steps": steps, "repeats": repeats, "xla": xla,
+        "steps_per_execution": steps_per_execution,
+        "tensorflow": tf.__version__, "keras": keras.__version__, "variants": {},
+    }
+    for name in variants:
+        spec = resolve(name).scaled(width) if width != 1.0 else resolve(name)
+        harness = HarnessTrainer(spec, batch, xla, steps_per_execution)
+        notebook = NotebookTrainer(spec, batch)
+        harness.run(2 * steps_per_execution)  # compile and warm up both before timing
+        notebook.run(2)
+        ours, theirs = [], []
+        for _ in range(repeats):  # A B A B ...: drift hits both alike
+            ours.append(harness.run(steps))
+            theirs.append(notebook.run(steps))
+        flops = step_flops(spec)
+        h, n = statistics.median(ours), statistics.median(theirs)
+        row = {
+            "harness_img_s": h, "notebook_img_s": n, "speedup": h / n,
+            "gflop_per_img": flops / 1e9, "achieved_gflops": h * flops / 1e9,
+            "peak_fraction": (h * flops / 1e9 / peak) if peak and not gpus else None,
+            "sampling_img_s": sampling_rate(spec),
+            "harness_runs": ours, "notebook_runs": theirs,
+        }
+        result["variants"][name] = row
+        log(f"{name}: harness {h:.1f} img/s, notebook {n:.1f} img/s, x{h / n:.2f}; "
+            f"{flops / 1e9:.2f} GFLOP/img -> {row['achieved_gflops']:.1f} GFLOP/s"
+            + (f" ({100 * row['peak_fraction']:.0f}% of peak)" if row["peak_fraction"] else ""))
+    return result
