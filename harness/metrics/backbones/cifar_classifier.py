@@ -1,0 +1,296 @@
+"""An offline backbone: a compact CIFAR-10 classifier trained here, for FID/KID/IS without Inception.
+
+The network is a narrow ResNet-9 in the style of Page's fast CIFAR-10
+training (conv-BN-ReLU stages with max pooling, two residual blocks, a
+global max pool and a scaled linear head), trained with random crops and
+flips, label smoothing, SGD with Nesterov momentum and a one-cycle learning
+rate. Its input is uint8 32x32 RGB (scaling and normalisation are layers of
+the model, so the saved file is self-contained). The global pool's output,
+layer ``features``, serves FID/KID; the softmax over the ten classes serves IS.
+
+Values computed with it are named after it (``cifar10_classifier-v1``) and are
+comparable only with each other, never with Inception-based numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from harness.config import DEFAULT_TRACKING_URI
+from harness.errors import DataError
+
+VERSION = 1
+NAME = f"cifar10_classifier-v{VERSION}"
+EXPERIMENT = "backbones"
+IMAGE_SIZE = 32
+
+
+def model_dir(cache_dir: Path | None = None) -> Path:
+    """Where the trained backbone lives: <cache>/backbones."""
+    from harness.data import cache_root
+
+    return (cache_dir or cache_root()) / "backbones"
+
+
+def model_path(cache_dir: Path | None = None) -> Path:
+    return model_dir(cache_dir) / f"{NAME}.keras"
+
+
+def find_model(cache_dir: Path | None = None) -> Path | None:
+    """Return the cached model file, or None when it has not been trained."""
+    path = model_path(cache_dir)
+    return path if path.is_file() and path.with_suffix(".json").is_file() else None
+
+
+# ---------------------------------------------------------------- the network
+
+
+def build_classifier(width: int = 16, mean: np.ndarray | None = None, std: np.ndarray | None = None):
+    """Return the uint8 (None, 32, 32, 3) -> 10 logits classifier with stage widths w, 2w, 4w, 8w."""
+    import keras
+    from keras import layers
+
+    mean = np.full(3, 0.5) if mean is None else np.asarray(mean, dtype=np.float64)
+    std = np.full(3, 0.25) if std is None else np.asarray(std, dtype=np.float64)
+
+    def conv_bn(x, channels, name):
+        x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+        return layers.ReLU(name=f"{name}_relu")(x)
+
+    def residual(x, channels, name):
+        y = conv_bn(conv_bn(x, channels, f"{name}a"), channels, f"{name}b")
+        return layers.Add(name=f"{name}_add")([x, y])
+
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), dtype="uint8", name="images")
+    x = layers.Rescaling(1 / 255, name="scale")(inputs)  # casts uint8 to float32
+    x = layers.Normalization(mean=mean.tolist(), variance=(std**2).tolist(), name="normalize")(x)
+    x = conv_bn(x, width, "prep")
+    x = layers.MaxPooling2D(name="pool1")(conv_bn(x, 2 * width, "stage1"))
+    x = residual(x, 2 * width, "res1")
+    x = layers.MaxPooling2D(name="pool2")(conv_bn(x, 4 * width, "stage2"))
+    x = layers.MaxPooling2D(name="pool3")(conv_bn(x, 8 * width, "stage3"))
+    x = residual(x, 8 * width, "res3")
+    features = layers.GlobalMaxPooling2D(name="features")(x)
+    logits = layers.Dense(10, use_bias=False, name="logits")(features)
+    # Page's logit scale: keeps the softmax soft early in training.
+    logits = layers.Rescaling(0.125, name="scaled_logits")(logits)
+    return keras.Model(inputs, logits, name=NAME.replace("-", "_"))
+
+
+def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random 32x32 crops of the 4-pixel reflect-padded images, each flipped with probability 1/2."""
+    n = len(images)
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
+    dy, dx = rng.integers(0, 9, n), rng.integers(0, 9, n)
+    out = np.empty_like(images)
+    for i in range(n):
+        out[i] = padded[i, dy[i]:dy[i] + IMAGE_SIZE, dx[i]:dx[i] + IMAGE_SIZE]
+    flip = rng.random(n) < 0.5
+    out[flip] = out[flip, :, ::-1]
+    return out
+
+
+def one_cycle(peak: float, total_steps: int, warmup: float = 0.25):
+    """Linear warm-up to ``peak`` over ``warmup`` of the steps, then linear decay to 0."""
+    import keras
+    from keras import ops
+
+    class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = ops.cast(step, "float32")
+            up = max(1.0, warmup * total_steps)
+            rising = peak * step / up
+            falling = peak * ops.maximum(0.0, (total_steps - step) / max(1.0, total_steps - up))
+            return ops.where(step < up, rising, falling)
+
+        def get_config(self):
+            return {}
+
+    return OneCycle()
+
+
+# ---------------------------------------------------------------- training
+
+
+def train_backbone(*, epochs: int = 8, data_root: str | Path | None = None, cache_dir: Path | None = None,
+                   tracking_uri: str = DEFAULT_TRACKING_URI, max_images: int | None = None,
+                   width: int = 16, batch_size: int = 256, peak_lr: float = 0.4, seed: int = 0,
+                   log=print) -> dict:
+    """Train the backbone on CIFAR-10 (all ten classes), save it in the cache, log it to MLflow.
+
+    ``max_images`` keeps only the first N training and test images (quick
+    checks). Returns {"accuracy", "seconds", "path", "run_id", "epochs"}; the
+    accuracy is on the (possibly shortened) test split, without test-time
+    augmentation.
+    """
+    import keras
+
+    from harness import tracking
+    from harness.data import load_cifar10
+
+    # --- data ------------------------------------------------------------------------
+    x_train, y_train = load_cifar10("train", data_root)
+    x_test, y_test = load_cifar10("test", data_root)
+    if max_images is not None:
+        x_train, y_train = x_train[:max_images], y_train[:max_images]
+        x_test, y_test = x_test[:max_images], y_test[:max_images]
+    if len(x_train) < batch_size:
+        raise DataError(f"--max-images {max_images} is fewer than one batch ({batch_size}) of training images.")
+    pixels = x_train.reshape(-1, 3).astype(np.float64) / 255
+    y_train_hot = np.eye(10, dtype=np.float32)[y_train]
+    steps = len(x_train) // batch_size
+
+    # --- model -----------------------------------------------------------------------
+    keras.utils.set_random_seed(seed)
+    model = build_classifier(width, pixels.mean(0), pixels.std(0))
+    model.compile(
+        optimizer=keras.optimizers.SGD(one_cycle(peak_lr, epochs * steps), momentum=0.9, nesterov=True,
+                                       weight_decay=5e-4 * batch_size / 512),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2),
+        metrics=["accuracy"], jit_compile=True,
+    )
+    params = {"backbone": NAME, "width": width, "epochs": epochs, "batch_size": batch_size,
+              "peak_lr": peak_lr, "label_smoothing": 0.2, "weight_decay": 5e-4, "seed": seed,
+              "n_train": len(x_train), "n_test": len(x_test), "feature_dim": 8 * width,
+              "params": model.count_params()}
+    tracking.ensure_store(tracking_uri)
+    logger = tracking.RunLogger.start(tracking_uri, EXPERIMENT, run_name=NAME, tags={"backbone": NAME})
+    logger.log_params(params)
+    log(f"backbone {NAME}: {model.count_params()} parameters, {len(x_train)} training images, "
+        f"{epochs} epochs -> {tracking_uri} (experiment {EXPERIMENT!r}, run {logger.run_id})")
+
+    # --- train loop: one fit per epoch on freshly augmented images ---------------------
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    accuracy = 0.0
+    try:
+        for epoch in range(1, epochs + 1):
+            epoch_start = time.perf_counter()
+            order = rng.permutation(len(x_train))[: steps * batch_size]
+            history = model.fit(augment(x_train[order], rng), y_train_hot[order], batch_size=batch_size,
+                                epochs=1, shuffle=False, verbose=0)
+            accuracy = test_accuracy(model, x_test, y_test)
+            metrics = {"test_accuracy": accuracy, "train_accuracy": history.history["accuracy"][-1],
+                       "train_loss": history.history["loss"][-1],
+                       "epoch_seconds": time.perf_counter() - epoch_start}
+            if not np.isfinite(metrics["train_loss"]):
+                raise DataError(f"backbone training diverged: train_loss became {metrics['train_loss']} "
+                                f"at epoch {epoch}; lower --peak-lr.")
+            logger.log_metrics(metrics, step=epoch)
+            log(f"  epoch {epoch}/{epochs}: test accuracy {accuracy:.4f}, train accuracy "
+                f"{metrics['train_accuracy']:.4f}, {metrics['epoch_seconds']:.0f} s")
+        seconds = time.perf_counter() - start
+
+        # --- save in the cache and log the artifact -----------------------------------
+        path = save(model, cache_dir, {"version": VERSION, "name": NAME, "test_accuracy": accuracy,
+                                       "train_seconds": seconds, "mlflow_run_id": logger.run_id,
+                                       "keras_version": keras.__version__, **params})
+        logger.log_metrics({"final_test_accuracy": accuracy, "train_seconds": seconds}, step=epochs)
+        logger.log_file(path, "backbone")
+        logger.log_file(path.with_suffix(".json"), "backbone")
+        logger.end("FINISHED")
+    except BaseException as exc:
+        logger.end("FAILED", reason=f"{type(exc).__name__}: {exc}")
+        raise
+    log(f"backbone {NAME}: test accuracy {accuracy:.4f} after {seconds:.0f} s, saved to {path}")
+    return {"accuracy": accuracy, "seconds": seconds, "path": str(path), "run_id": logger.run_id,
+            "epochs": epochs}
+
+
+def test_accuracy(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> float:
+    logits = model.predict(images, batch_size=batch_size, verbose=0)
+    return float(np.mean(logits.argmax(axis=1) == labels))
+
+
+def save(model, cache_dir: Path | None, meta: dict) -> Path:
+    """Write the model and its JSON meta into the cache, each replaced atomically."""
+    path = model_path(cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.keras")
+    model.save(partial)
+    os.replace(partial, path)
+    meta_path = path.with_suffix(".json")
+    partial_meta = meta_path.with_name(f".{meta_path.name}.{os.getpid()}")
+    partial_meta.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(partial_meta, meta_path)
+    return path
+
+
+# ---------------------------------------------------------------- the backbone
+
+
+class CifarClassifierBackbone:
+    """Features (the global pool) and ten-class probabilities of uint8 images.
+
+    Images of another size are resized to 32x32 (area averaging) and rounded
+    back to uint8 first; one channel is replicated to three.
+    """
+
+    name = NAME
+
+    def __init__(self, path: str | Path, *, batch_size: int = 250):
+        import keras
+        import tensorflow as tf
+
+        self.path = Path(path)
+        self.batch_size = batch_size
+        self.meta = json.loads(self.path.with_suffix(".json").read_text())
+        if self.meta.get("version") != VERSION:
+            raise DataError(f"{self.path} is backbone version {self.meta.get('version')}, expected {VERSION}; "
+                            "retrain it with `python -m harness backbone train`.")
+        classifier = keras.saving.load_model(self.path, compile=False, safe_mode=True)
+        both = keras.Model(classifier.inputs, [classifier.get_layer("features").output, classifier.outputs[0]])
+        self.feature_dim = int(both.outputs[0].shape[-1])
+        self.fingerprint = _md5(self.path)[:12]
+
+        @tf.function(input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8)],
+                     jit_compile=True)
+        def run(images):
+            features, logits = both(images, training=False)
+            return features, tf.nn.softmax(logits)
+
+        self._run = run
+
+    @property
+    def cache_id(self) -> str:
+        """Identifies this trained model in reference-statistics cache keys."""
+        return f"{self.name}-{self.fingerprint}"
+
+    def features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return features (n, 8w) and softmax probabilities (n, 10) of uint8 NHWC images."""
+        from harness.metrics.backbones.inception import as_rgb_uint8
+
+        images = _to_32(as_rgb_uint8(images))
+        feats, probs = [], []
+        for start in range(0, len(images), self.batch_size):
+            f, p = self._run(images[start:start + self.batch_size])
+            feats.append(f.numpy())
+            probs.append(p.numpy())
+        return np.concatenate(feats), np.concatenate(probs)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        return self.features_and_probabilities(images)[0]
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return self.features_and_probabilities(images)[1]
+
+
+def _to_32(images: np.ndarray) -> np.ndarray:
+    if images.shape[1:3] == (IMAGE_SIZE, IMAGE_SIZE):
+        return images
+    import tensorflow as tf
+
+    resized = tf.image.resize(tf.cast(images, tf.float32), (IMAGE_SIZE, IMAGE_SIZE), method="area")
+    return np.clip(np.rint(resized.numpy()), 0, 255).astype(np.uint8)
+
+
+def _md5(path: Path) -> str:
+    from harness.metrics.backbones.inception import md5_of
+
+    return md5_of(path)
