@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from harness.config import DEFAULT_TRACKING_URI, RunConfig
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 
 Handler = Callable[[argparse.Namespace], int | None]
 
@@ -55,8 +55,14 @@ def _fraction(text: str) -> float:
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="train a variant on a dataset, logged to MLflow",
                        description="Train one GAN variant on one dataset and log it to MLflow.")
-    p.add_argument("--variant", required=True, help="a preset or grammar name (see `harness variants`)")
-    p.add_argument("--dataset", required=True, help="e.g. horses, cifar10:horses, folder:/path/to/eagles")
+    # Not required=True: --from-study supplies both; cmd_run checks.
+    p.add_argument("--variant", help="a preset or grammar name (see `harness variants`)")
+    p.add_argument("--dataset", help="e.g. horses, cifar10:horses, folder:/path/to/eagles")
+    p.add_argument("--from-study", metavar="STUDY_NAME",
+                   help="train the best trial of this Optuna study: its variant, dataset and searched "
+                        "params (flags given explicitly win, except --batch-size)")
+    p.add_argument("--storage", help="with --from-study: where the study lives (default: ./optuna.db, "
+                                     "then ./optuna.journal)")
     p.add_argument("--epochs", type=int, help="default: the class's published epochs (horses 50, ...)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
@@ -87,6 +93,8 @@ def _add_run(sub) -> None:
     r.add_argument("--steps-per-execution", type=int, default=1)
     r.add_argument("--sample-every", type=int, default=1, help="sample grid every K epochs")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--register", metavar="NAME",
+                   help="register the finished run's generator in the MLflow model registry as NAME")
     p.set_defaults(handler=cmd_run)
 
 
@@ -110,13 +118,25 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import train
 
-    config = run_config(args)
+    if args.from_study:
+        config = _study_run_config(args)
+    elif not (args.variant and args.dataset):
+        missing = " and ".join(f for f, v in (("--variant", args.variant), ("--dataset", args.dataset)) if not v)
+        raise ConfigError(f"run needs {missing} (e.g. --variant bn_kernel4 --dataset horses), "
+                          "or --from-study STUDY_NAME to train a study's best trial.")
+    else:
+        config = run_config(args)
     resume = args.resume
     if resume == "latest":
         resume = train.find_resumable(config)
     result = train.run(config, resume=resume)
     print(f"run {result.run_id} {result.status} after {result.epochs_done} epochs; "
           f"generator: {result.model_uri}")
+    if args.register and result.model_uri:
+        from harness import serving
+
+        version = serving.register(config.tracking_uri, result.model_uri, args.register)
+        print(f"registered models:/{args.register}/{version}")
     return 0
 
 
@@ -176,8 +196,275 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- sample, serve, register: use a logged generator ----------------------------------
+def _which_generator(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("which generator (one of)")
+    g.add_argument("--run-id", help="the generator logged by this run")
+    g.add_argument("--model", help="an MLflow model URI: models:/NAME/VERSION, models:/NAME@ALIAS, "
+                                   "models:/NAME/ALIAS, models:/<model id>, runs:/ID/generator")
+    g.add_argument("--best", action="store_true",
+                   help="the FINISHED run with the lowest final FID in --dataset's experiment")
+    g.add_argument("--dataset", help="with --best: the dataset whose experiment to search")
+    g.add_argument("--experiment", help="with --best: search this experiment instead")
+    _tracking(parser)
+
+
+def _generator_uri(args: argparse.Namespace) -> str:
+    from harness import sampling
+
+    return sampling.model_uri(args.tracking_uri, run_id=args.run_id, model=args.model, best=args.best,
+                              dataset=args.dataset, experiment=args.experiment)
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="images from a logged generator: a PNG grid, single PNGs, strips",
+                       description="Draw images from a logged generator. Image k comes from seed "
+                                   "--seed + k, the same image the model server returns for that seed.")
+    _which_generator(p)
+    p.add_argument("--n", type=int, default=64, help="how many images (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first image (default: %(default)s)")
+    p.add_argument("--out", default="samples.png", help="the grid PNG (default: %(default)s)")
+    p.add_argument("--cols", type=int, help="grid columns (default: a square)")
+    p.add_argument("--out-dir", help="also write each image as DIR/seed_NNNNNN.png")
+    p.add_argument("--interpolate", type=int, nargs=2, action="append", metavar=("SEED_A", "SEED_B"),
+                   help="instead of the grid, a strip from SEED_A to SEED_B (repeat for more rows)")
+    p.add_argument("--steps", type=int, default=8, help="images per interpolation strip")
+    p.set_defaults(handler=cmd_sample)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from harness import sampling
+    from harness.errors import ConfigError
+    from harness.images import grid
+
+    if args.cols is not None and args.cols < 1:
+        raise ConfigError(f"--cols {args.cols} must be at least 1.")
+    seeds = sampling.seeds_from(args.seed, args.n) if not args.interpolate else []
+    uri = _generator_uri(args)
+    generator = sampling.load_generator(args.tracking_uri, uri)
+    if args.interpolate:
+        images = sampling.interpolate(generator, [tuple(p) for p in args.interpolate], args.steps)
+        path = sampling.save_png(grid(images, cols=args.steps), args.out)
+        print(f"{len(args.interpolate)} interpolation strip(s) of {args.steps} from {uri} -> {path}")
+        return 0
+    images = sampling.sample(generator, seeds)
+    path = sampling.save_png(grid(images, cols=args.cols), args.out)
+    print(f"{len(images)} images (seeds {seeds[0]}..{seeds[-1]}) from {uri} -> {path}")
+    if args.out_dir:
+        paths = sampling.save_each(images, seeds, args.out_dir)
+        print(f"{len(paths)} PNGs -> {args.out_dir}")
+    return 0
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="a REST endpoint on a logged generator (mlflow models serve)",
+                       description="Serve a logged generator with MLflow's model server. POST to "
+                                   "/invocations e.g. {\"dataframe_records\": [{\"n\": 4, \"seed\": 3}], "
+                                   "\"params\": {\"format\": \"png\"}}.")
+    _which_generator(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=5001)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(handler=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from harness import serving
+
+    return serving.serve(_generator_uri(args), args.tracking_uri, host=args.host, port=args.port,
+                         workers=args.workers)
+
+
+def _add_register(sub) -> None:
+    p = sub.add_parser("register", help="register a run's generator in the MLflow model registry")
+    _which_generator(p)
+    p.add_argument("--name", required=True, help="the registered model's name")
+    p.add_argument("--alias", help="also point this alias (e.g. champion) at the new version")
+    p.set_defaults(handler=cmd_register)
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from harness import serving
+
+    uri = _generator_uri(args)
+    version = serving.register(args.tracking_uri, uri, args.name, alias=args.alias)
+    print(f"registered {uri} as models:/{args.name}/{version}"
+          + (f" (models:/{args.name}@{args.alias})" if args.alias else ""))
+    return 0
+
+
+# --- report -----------------------------------------------------------------------------
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="comparison tables, ablation statistics and plots from logged runs",
+                       description="Build the report from what MLflow and Optuna stored (reads only).")
+    p.add_argument("--out", default="reports/latest", help="output folder (default: %(default)s)")
+    p.add_argument("--experiment", action="append", metavar="NAME",
+                   help="MLflow experiment to read; repeat or comma-separate (default: all)")
+    p.add_argument("--format", default="md,csv,tex,html",
+                   help="comma-separated subset of md,csv,tex,html (default: %(default)s)")
+    _tracking(p)
+    p.add_argument("--storage", help="Optuna storage of the studies (default: ./optuna.db or a "
+                                     "*.journal file of the study command, if present)")
+    p.set_defaults(handler=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports import build_report
+    from reports.study_store import default_storage
+
+    experiments = [name.strip() for item in args.experiment or [] for name in item.split(",") if name.strip()]
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    result = build_report(args.tracking_uri, args.out, experiments=experiments or None, formats=formats,
+                          storage=args.storage or default_storage())
+    if result.empty:
+        print(f"no runs or studies found in {args.tracking_uri}; wrote an empty report to {result.out}")
+    else:
+        print(f"report of {result.included} runs ({result.excluded} left out) and {result.studies} studies "
+              f"written to {result.out} in {result.seconds:.1f} s:")
+    for path in result.files:
+        print(f"  {path}")
+    return 0
+
+
+# --- bench ----------------------------------------------------------------------------
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="training throughput: the harness's step against the notebooks' loop")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--variants", default="animals_baseline,bn_kernel4", help="comma-separated variant names")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20, help="training steps per timed repeat")
+    p.add_argument("--repeats", type=int, default=3, help="alternating repeats per configuration")
+    p.add_argument("--width", type=_positive_float, default=1.0, help="layer-width multiplier (smoke tests)")
+    p.add_argument("--xla", default="auto", choices=("auto", "on", "off"))
+    p.add_argument("--steps-per-execution", type=int, default=1)
+    p.set_defaults(handler=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness.bench import run_benchmark
+    from variants import resolve
+
+    names = tuple(n.strip() for n in args.variants.split(",") if n.strip())
+    for name in names:
+        resolve(name)  # a bad name fails before TensorFlow starts
+    log = (lambda *_: None) if args.json else print
+    result = run_benchmark(names, batch=args.batch_size, steps=args.steps, repeats=args.repeats,
+                           width=args.width, xla=args.xla, steps_per_execution=args.steps_per_execution,
+                           log=log)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"peak: {result['peak_gflops'] and round(result['peak_gflops'])} GFLOP/s ({result['peak_how']})")
+    return 0
+
+
+# --- study: Optuna searches -------------------------------------------------------------
+def _add_study(sub) -> None:
+    p = sub.add_parser("study", help="search learning rates, beta_1, epochs and batch size with Optuna",
+                       description="Run (or resume) one Optuna study per dataset for a variant; each "
+                                   "trial is a run nested under the study's MLflow run.")
+    p.add_argument("--variant", required=True, help="a preset or grammar name (see `harness variants`)")
+    p.add_argument("--dataset", required=True, help="one or more, comma-separated: horses,cows,spiders")
+    p.add_argument("--trials", type=int, required=True,
+                   help="the total each study should reach, counting earlier trials")
+    p.add_argument("--study-name", help="default: <class>-<variant>; with several datasets a prefix")
+    p.add_argument("--storage", help="sqlite:///optuna.db (default, one worker), journal:optuna.journal "
+                                     "(default with --workers), or postgresql://user@host/db")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--objective", default="fid", choices=("fid", "kid"), help="minimised at the last epoch")
+    p.add_argument("--sampler", default="tpe", choices=("tpe", "random", "cmaes", "grid"))
+    p.add_argument("--pruner", default="median", choices=("median", "hyperband", "none"))
+    p.add_argument("--seed", type=int, default=0, help="training seed, and the sampler's")
+    p.add_argument("--max-images", type=int, help="use only the first N training images")
+    p.add_argument("--experiment", help="MLflow experiment (default: the dataset's class name)")
+    _tracking(p)
+    _data_root(p)
+    s = p.add_argument_group("search space (default: lr 1e-5..1e-2 log, beta_1 0..0.9, epochs half to "
+                             "1.5x the class's, batch 64/128/256)")
+    s.add_argument("--space", metavar="FILE", help="a .json or .py space file (see studies/space.py)")
+    s.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
+                   help="g_lr=1e-4:1e-3, batch_size=32,64, beta_1=0.5 (fixed); repeatable")
+    s.add_argument("--label-smoothing", action="store_true", help="also search label smoothing 0..0.2")
+    e = p.add_argument_group("evaluation and speed")
+    e.add_argument("--eval-every", type=int, default=5, help="score (and maybe prune) every K epochs")
+    e.add_argument("--eval-samples", type=int, default=5000)
+    e.add_argument("--backbone", default="auto", choices=("auto", "inception", "cifar10_classifier"))
+    e.add_argument("--inception", help="path to classify_image_graph_def.pb or inception-2015-12-05.tgz")
+    e.add_argument("--width", type=_positive_float, default=1.0, help="multiply every layer width")
+    e.add_argument("--image-size", type=int, default=32, choices=(28, 32, 64))
+    e.add_argument("--checkpoint-dir", default="checkpoints")
+    e.add_argument("--xla", default="auto", choices=("auto", "on", "off"))
+    e.add_argument("--progress", action="store_true", help="a progress bar per epoch")
+    p.set_defaults(handler=cmd_study)
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from studies import space as spaces
+    from studies.runner import StudySettings, run_study
+
+    given = spaces.to_json(spaces.load_space_file(args.space)) if args.space else {}
+    given.update(spaces.to_json(dict(spaces.parse_param(text) for text in args.param)))
+    datasets = [d.strip() for d in args.dataset.split(",") if d.strip()]
+    if not datasets:
+        raise ConfigError(f"--dataset {args.dataset!r} names no dataset; e.g. --dataset horses,cows.")
+    for dataset in datasets:
+        name = args.study_name
+        if name and len(datasets) > 1:
+            name = f"{name}-{RunConfig(variant=args.variant, dataset=dataset).class_name}"
+        settings = StudySettings(
+            variant=args.variant, dataset=dataset, trials=args.trials, study_name=name,
+            storage=args.storage, tracking_uri=args.tracking_uri, experiment=args.experiment,
+            max_images=args.max_images, seed=args.seed, objective=args.objective, sampler=args.sampler,
+            pruner=args.pruner, workers=args.workers, space=given, label_smoothing=args.label_smoothing,
+            eval_every=args.eval_every, eval_samples=args.eval_samples, backbone=args.backbone,
+            inception=args.inception, width=args.width, image_size=args.image_size,
+            checkpoint_dir=args.checkpoint_dir, xla=args.xla, progress=args.progress)
+        summary = run_study(settings)
+        counts = ", ".join(f"{summary[k]} {k}" for k in ("complete", "pruned", "fail") if summary.get(k))
+        print(f"study {summary['study']}: {summary['trials']} trials ({counts or 'none finished'}); "
+              f"MLflow parent run {summary['parent_run_id']}")
+        if "best_value" in summary:
+            params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in summary["best_params"].items())
+            print(f"  best: trial {summary['best_trial']}, {args.objective} {summary['best_value']:.4g} "
+                  f"({params}); train it with `python -m harness run --from-study {summary['study']}`")
+        if "metric_note" in summary:
+            print(f"  note: {summary['metric_note']}")
+        print(f"  dashboard: {summary['dashboard']}")
+    return 0
+
+
+def _study_run_config(args: argparse.Namespace) -> RunConfig:
+    """``run --from-study``: the study's variant, dataset and best params under the flags."""
+    import dataclasses
+
+    from studies.runner import best_run
+
+    best = best_run(args.from_study, args.storage)
+    for flag, key in (("--variant", "variant"), ("--dataset", "dataset")):
+        given = getattr(args, key)
+        if given and given != best[key]:
+            raise ConfigError(f"{flag} {given!r} differs from study {args.from_study!r}'s {best[key]!r}; "
+                              f"drop {flag} or pick another study.")
+    ns = argparse.Namespace(**vars(args))
+    ns.variant, ns.dataset = best["variant"], best["dataset"]
+    ns.epochs = args.epochs or best["epochs"]
+    ns.batch_size = best["batch_size"] or args.batch_size
+    ns.max_images = args.max_images if args.max_images is not None else best["max_images"]
+    ns.width = args.width if args.width != 1.0 else best["width"]
+    ns.run_name = args.run_name or f"{args.from_study}-best"
+    config = run_config(ns)
+    overrides = {**best["overrides"], **config.overrides}  # explicit --g-lr etc. win
+    print(f"from study {args.from_study}: trial {best['trial']} ({best['objective']} {best['value']:.4g})")
+    return dataclasses.replace(config, overrides=overrides, tags={
+        **config.tags, "optuna.study_name": args.from_study, "optuna.best_trial": str(best["trial"])})
+
+
 # --- entry point ------------------------------------------------------------------------
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_run, _add_variants, _add_datasets)
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_run, _add_variants, _add_bench, _add_datasets,
+                                                                       _add_sample, _add_serve, _add_register,
+                                                                       _add_report, _add_study)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,6 +488,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a fault of the machine (disk full, permissions), not a bug
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}. Free disk space or fix the permissions, then "
+              "run again (a training run continues with --resume).", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: the run is marked KILLED and its checkpoint kept; continue it with --resume",
               file=sys.stderr)

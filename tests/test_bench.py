@@ -1,0 +1,49 @@
+"""The benchmark's FLOP count against a hand count, and a tiny smoke run."""
+
+from __future__ import annotations
+
+import pytest
+
+from variants import PRESETS, resolve
+
+
+def test_forward_flops_match_a_hand_count():
+    from harness.bench import forward_flops, step_flops
+    from variants.builders import build_discriminator, build_generator
+
+    spec = PRESETS["animals_baseline"]
+    macs_g = (100 * 4 * 4 * 256            # Dense
+              + 4 * 4 * 9 * 256 * 128      # ConvT 4->8 (input pixels x k^2 x Cin x Cout)
+              + 8 * 8 * 9 * 128 * 128      # ConvT 8->16
+              + 16 * 16 * 9 * 128 * 128    # ConvT 16->32
+              + 32 * 32 * 9 * 128 * 3)     # Conv2D to RGB
+    macs_d = (32 * 32 * 9 * 3 * 64         # stride 1 (output pixels x k^2 x Cin x Cout)
+              + 16 * 16 * 9 * 64 * 128
+              + 8 * 8 * 9 * 128 * 128
+              + 4 * 4 * 9 * 128 * 256
+              + 4 * 4 * 256)               # Dense to one logit
+    assert forward_flops(build_generator(spec)) == 2 * macs_g
+    assert forward_flops(build_discriminator(spec)) == 2 * macs_d
+    assert step_flops(spec) == pytest.approx(3 * (2 * 2 * macs_g + 3 * 2 * macs_d))
+    # Kernel 4 costs (4/3)^2 more in every strided convolution.
+    assert step_flops(resolve("bn_kernel4")) > 1.5 * step_flops(spec)
+
+
+def test_peak_is_cores_times_clock_times_width():
+    from harness.bench import cpu_peak_gflops
+
+    peak, how = cpu_peak_gflops()
+    if peak is None:
+        pytest.skip(how)
+    assert peak > 0 and "cores" in how and "GHz" in how
+
+
+def test_bench_smoke_json():
+    from harness.bench import run_benchmark
+
+    result = run_benchmark(("animals_baseline",), batch=8, steps=1, repeats=1, width=0.0625, log=lambda *_: None)
+    row = result["variants"]["animals_baseline"]
+    for key in ("harness_img_s", "notebook_img_s", "speedup", "gflop_per_img", "sampling_img_s"):
+        assert row[key] > 0, key
+    assert row["speedup"] == pytest.approx(row["harness_img_s"] / row["notebook_img_s"])
+    assert "peak_gflops" in result
