@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,32 @@ def data_root() -> Path:
     if not (root / "cifar-10-batches-py").is_dir():
         pytest.skip(f"CIFAR-10 not found under {root}")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A tiny offline CIFAR-10 classifier backbone, trained once per session in a private
+    ``$HARNESS_CACHE_DIR`` (set for the rest of the session, so runs with ``eval_every``
+    find it; the real one takes 20 minutes). Skips when CIFAR-10 is absent."""
+    root = Path(os.environ["HARNESS_DATA_DIR"])
+    if not (root / "cifar-10-batches-py").is_dir():
+        pytest.skip(f"CIFAR-10 not found under {root}")
+    from harness.metrics.backbones.cifar_classifier import train_backbone
+
+    cache = tmp_path_factory.mktemp("harness-cache")
+    previous, cwd = os.environ.get("HARNESS_CACHE_DIR"), os.getcwd()
+    os.environ["HARNESS_CACHE_DIR"] = str(cache)
+    os.chdir(cache)  # its MLflow artifacts land here, not in the repository
+    try:
+        train_backbone(epochs=1, max_images=256, width=2, batch_size=128, cache_dir=cache,
+                       tracking_uri=f"sqlite:///{cache / 'backbone.db'}", log=lambda *_: None)
+    finally:
+        os.chdir(cwd)
+    yield cache
+    if previous is None:
+        os.environ.pop("HARNESS_CACHE_DIR", None)
+    else:
+        os.environ["HARNESS_CACHE_DIR"] = previous
 
 
 @pytest.fixture

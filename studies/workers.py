@@ -1,0 +1,61 @@
+"""Worker processes: ``--workers N`` runs N of them on this host against one storage.
+
+Each worker is ``python -m studies.workers SETTINGS_JSON N_TRIALS INDEX``: it
+loads the study (already created, with its MLflow store and parent run, by
+the runner) and runs its share of the missing trials. Workers on other
+machines are the same ``study`` command pointed at the same PostgreSQL storage
+and tracking server.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from studies.runner import StudySettings, optimize
+
+
+def run_workers(settings: StudySettings, shares: list[int], log=print) -> list[int]:
+    """Start one worker per entry of ``shares`` (its trial count) and wait for all.
+
+    Returns the exit codes. A worker that fails is reported, not fatal: its
+    trial is marked FAIL afterwards and a re-run replaces it. Interrupting the
+    runner stops the workers (each ends its MLflow run KILLED).
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    procs = [subprocess.Popen([sys.executable, "-m", "studies.workers", settings.to_json(), str(n), str(i)],
+                              env=env)
+             for i, n in enumerate(shares)]
+    log(f"started {len(procs)} workers: pids {', '.join(str(p.pid) for p in procs)}")
+    try:
+        codes = [p.wait() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            p.wait()
+    for i, code in enumerate(codes):
+        if code != 0:
+            log(f"worker {i} (pid {procs[i].pid}) exited with code {code}; see its output above")
+    return codes
+
+
+def main(argv: list[str]) -> int:
+    from harness.errors import HarnessError
+
+    settings, n_trials, index = StudySettings.from_json(argv[0]), int(argv[1]), int(argv[2])
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        optimize(settings, n_trials, worker=index, log=lambda text: print(f"[worker {index}] {text}", flush=True))
+    except HarnessError as exc:
+        print(f"[worker {index}] error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

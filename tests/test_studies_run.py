@@ -1,0 +1,73 @@
+"""A real tiny study: 4 trials with pruning, resumed to 6; Optuna and MLflow agree trial by trial."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from harness import cli, tracking
+from studies.runner import StudySettings, run_study
+
+pytestmark = pytest.mark.slow
+
+TINY = dict(variant="animals_baseline", dataset="horses", max_images=64, width=0.125, eval_every=1,
+            eval_samples=64, backbone="cifar10_classifier", xla="off", seed=3,
+            space={"epochs": 2, "batch_size": 32})
+STATE_TAG = {TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED", TrialState.FAIL: "FAIL"}
+RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
+
+
+def check_agreement(study: optuna.Study, uri: str, parent_run_id: str) -> None:
+    """Every trial finished, has exactly one child run, and both sides say the same."""
+    client = tracking.client(uri)
+    experiment = client.get_experiment_by_name("horses").experiment_id
+    children = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    by_number = {int(r.data.tags["optuna.trial_number"]): r for r in children}
+    assert len(by_number) == len(children) == len(study.trials)
+    for trial in study.trials:
+        run = by_number[trial.number]
+        assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+        assert run.data.tags["optuna.trial_state"] == STATE_TAG[trial.state]
+        assert run.info.status == RUN_STATUS[trial.state]
+        assert float(run.data.params["g_lr"]) == pytest.approx(trial.params["g_lr"])
+        assert float(run.data.params["d_beta_1"]) == pytest.approx(trial.params["beta_1"])
+        fid = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "fid")}
+        assert fid == pytest.approx(trial.intermediate_values)
+        if trial.state == TrialState.COMPLETE:
+            assert trial.value == pytest.approx(fid[2])
+
+
+def test_study_prunes_resumes_and_matches_mlflow(tracking_uri, data_root, tiny_backbone, tmp_path):
+    settings = StudySettings(trials=4, tracking_uri=tracking_uri, **TINY)
+    first = run_study(settings, log=lambda *_: None)
+    assert first["study"] == "horses-animals_baseline" and first["trials"] == 4
+
+    again = run_study(StudySettings(trials=6, tracking_uri=tracking_uri, **TINY), log=lambda *_: None)
+    assert again["parent_run_id"] == first["parent_run_id"]  # resumed, not restarted
+
+    study = optuna.load_study(study_name="horses-animals_baseline", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert [t.number for t in study.trials] == list(range(6))
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert study.user_attrs["pruner"] == "median"
+    assert all(t.intermediate_values for t in study.trials)  # each reported FID per epoch, for the pruner
+    assert study.user_attrs["eval_backbone"].startswith("cifar10_classifier")
+    assert "offline" in study.user_attrs["metric_note"]
+    check_agreement(study, tracking_uri, first["parent_run_id"])
+
+    parent = tracking.client(tracking_uri).get_run(first["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["best_trial"] == str(study.best_trial.number)
+    assert parent.data.metrics["best_fid"] == pytest.approx(study.best_value)
+    artifacts = {a.path for a in tracking.client(tracking_uri).list_artifacts(parent.info.run_id, "optuna")}
+    assert {"optuna/optimization_history.png", "optuna/summary.json"} <= artifacts
+
+    # `run --from-study` trains the best trial's settings.
+    code = cli.main(["run", "--from-study", "horses-animals_baseline", "--tracking-uri", tracking_uri,
+                     "--epochs", "1", "--no-progress", "--xla", "off", "--checkpoint-dir", str(tmp_path / "ck")])
+    assert code == 0
+    best_runs = tracking.client(tracking_uri).search_runs(
+        [parent.info.experiment_id], "tags.`optuna.best_trial` != ''")
+    assert len(best_runs) == 1
+    assert float(best_runs[0].data.params["g_lr"]) == pytest.approx(study.best_params["g_lr"])
+    assert best_runs[0].data.params["batch_size"] == "32"
