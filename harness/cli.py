@@ -432,6 +432,10 @@ def cmd_study(args: argparse.Namespace) -> int:
         if "metric_note" in summary:
             print(f"  note: {summary['metric_note']}")
         print(f"  dashboard: {summary['dashboard']}")
+        if summary["failed_workers"]:
+            print(f"error: {summary['failed_workers']} worker(s) stopped early (their output is above); "
+                  "re-run the same command to reach --trials.", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -83,7 +83,8 @@ class Objective:
             trial.set_user_attr("fail_reason", str(exc))
             self._finish(trial, config, None, "FAIL")
             raise
-        except BaseException:
+        except BaseException as exc:  # a bug or an interrupt: recorded, then it stops the study
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:1000])
             self._finish(trial, config, None, "FAIL")
             raise
         trial.set_user_attr("epochs_done", result.epochs_done)
@@ -103,8 +104,8 @@ class Objective:
         """Link the trial and its MLflow run both ways and record the trial's final state."""
         from harness import tracking
 
-        if self.train_fn is not None and run_id is None:
-            return  # a stand-in trainer logs nothing to find
+        if self.train_fn is not None:
+            return  # a stand-in trainer logs nothing to MLflow
         client = tracking.client(config.tracking_uri)
         run_id = run_id or _find_run(client, config, self.study_name, trial.number)
         if run_id is None:  # failed before its run was created (e.g. unreadable data)

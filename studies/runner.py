@@ -148,7 +148,7 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
         f"({settings.sampler} sampler, {settings.pruner} pruner, minimising {settings.objective})")
 
     # --- the missing trials ---------------------------------------------------------------
-    status = "FINISHED"
+    status, failed_workers = "FINISHED", 0
     try:
         if missing > 0 and settings.workers == 1:
             optimize(settings, missing, worker=0, log=log)
@@ -157,7 +157,8 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
 
             shares = [missing // settings.workers + (i < missing % settings.workers)
                       for i in range(settings.workers)]
-            workers.run_workers(settings, [s for s in shares if s], log=log)
+            codes = workers.run_workers(settings, [s for s in shares if s], log=log)
+            failed_workers = sum(code != 0 for code in codes)
             failed = storages.fail_orphans(study)
             if failed:
                 log(f"trials {failed} lost their worker; marked FAIL (re-run to replace them)")
@@ -172,7 +173,8 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
 
     # --- report ---------------------------------------------------------------------------
     summary.update(study=settings.name, storage=_public(settings.storage_url), parent_run_id=parent,
-                   dashboard=storages.dashboard_command(_public(settings.storage_url)))
+                   dashboard=storages.dashboard_command(_public(settings.storage_url)),
+                   failed_workers=failed_workers)
     backbone = study.user_attrs.get("eval_backbone")
     if backbone and "inception" not in backbone.lower():
         note = (f"{settings.objective.upper()} uses the offline {backbone} backbone, not Inception: "
