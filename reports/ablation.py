@@ -1,0 +1,142 @@
+"""The ablation: the effect of one architecture axis on FID, paired by seed.
+
+Two variants are compared when they differ in exactly one axis (see
+``variants.spec.AXES``) and agree on everything else that changes training
+(the ``setting``), on the dataset and on how FID was computed. Their runs
+are paired by seed; the table gives the mean paired difference (``to`` minus
+``from``), its t confidence interval, a paired t-test and a Wilcoxon
+signed-rank test (SciPy), so a reader can tell a real effect from seed noise.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from reports.collect import RunRecord
+from reports.tables import Column, Table, eval_label
+from variants.spec import AXES
+
+LEVEL = 0.95
+
+
+@dataclass
+class PairedTest:
+    """Statistics of paired differences ``d = b - a``; None where too few pairs."""
+
+    n: int
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    t_p: float | None  # two-sided paired t-test
+    wilcoxon_p: float | None  # two-sided Wilcoxon signed-rank (exact for small n)
+
+
+def paired_test(a: list[float], b: list[float], level: float = LEVEL) -> PairedTest:
+    """Compare paired samples ``a`` and ``b`` (same length, paired by position)."""
+    from scipy import stats
+
+    d = [y - x for x, y in zip(a, b)]
+    n = len(d)
+    if n == 0:
+        return PairedTest(0, None, None, None, None, None)
+    mean = statistics.fmean(d)
+    if n < 2:
+        return PairedTest(n, mean, None, None, None, None)
+    sd = statistics.stdev(d)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    t_p = float(stats.ttest_rel(b, a).pvalue) if sd > 0 else None
+    wilcoxon_p = None
+    if any(x != 0 for x in d):
+        wilcoxon_p = float(stats.wilcoxon(d).pvalue)
+    return PairedTest(n, mean, mean - half, mean + half, _finite_or_none(t_p), _finite_or_none(wilcoxon_p))
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+COLUMNS = [
+    Column("eval", "FID computed with"),
+    Column("dataset", "dataset"),
+    Column("axis", "axis"),
+    Column("from", "from"),
+    Column("to", "to"),
+    Column("variant_a", "variant (from)"),
+    Column("variant_b", "variant (to)"),
+    Column("n", "pairs", "int"),
+    Column("a", "FID from", "float"),
+    Column("b", "FID to", "float"),
+    Column("diff", "diff (to - from)", "float"),
+    Column("ci_low", "95% CI low", "float"),
+    Column("ci_high", "95% CI high", "float"),
+    Column("t_p", "t-test p", "p"),
+    Column("wilcoxon_p", "Wilcoxon p", "p"),
+    Column("verdict", "verdict"),
+    Column("runs", "runs", "runs"),
+]
+
+
+def ablation_table(runs: list[RunRecord], metric: str = "fid", alpha: float = 0.05) -> Table:
+    """One row per (evaluation, dataset, axis, pair of variants differing only in that axis)."""
+    cells: dict[tuple, dict[tuple, dict[int, RunRecord]]] = defaultdict(lambda: defaultdict(dict))
+    for run in runs:
+        if run.seed is None or len(run.axes) != len(AXES) or metric not in run.metrics:
+            continue
+        axes = tuple(run.axes[a] for a in AXES)
+        # Runs arrive newest first: the first run seen for a seed is kept.
+        cells[(run.eval_key, run.dataset, run.setting)][axes].setdefault(run.seed, run)
+    rows = []
+    for (eval_key, dataset, _), variants in cells.items():
+        for i, axis in enumerate(AXES):
+            order = [str(v) for v in AXES[axis]]
+            for axes_a, seeds_a in variants.items():
+                for axes_b, seeds_b in variants.items():
+                    differ = [j for j in range(len(AXES)) if axes_a[j] != axes_b[j]]
+                    if differ != [i] or _rank(order, axes_a[i]) >= _rank(order, axes_b[i]):
+                        continue
+                    rows.append(_row(eval_key, dataset, axis, axes_a[i], axes_b[i], seeds_a, seeds_b,
+                                     metric, alpha))
+    rows.sort(key=lambda r: (r["eval"], r["dataset"], list(AXES).index(r["axis"]), r["from"], r["to"],
+                             r["variant_a"], r["variant_b"]))
+    return Table(
+        name="ablation", title=f"Ablation: effect of one axis on final {metric.upper()}", columns=COLUMNS,
+        rows=rows,
+        note=(f"Pairs of variants that differ in exactly this axis, on the same dataset, setting and "
+              f"evaluation, paired by seed. diff = mean over seeds of ({metric.upper()} to - "
+              f"{metric.upper()} from); negative means 'to' is better. CI: t interval at "
+              f"{LEVEL:.0%}. Verdict 'differs' when the paired t-test p < {alpha}; with few seeds "
+              "the Wilcoxon test cannot reach significance (its smallest p is 2/2^n)."),
+    )
+
+
+def _rank(order: list[str], value: str) -> int:
+    return order.index(value) if value in order else len(order)
+
+
+def _row(eval_key, dataset, axis, value_a, value_b, seeds_a, seeds_b, metric, alpha) -> dict[str, Any]:
+    seeds = sorted(set(seeds_a) & set(seeds_b))
+    a = [seeds_a[s].metrics[metric] for s in seeds]
+    b = [seeds_b[s].metrics[metric] for s in seeds]
+    test = paired_test(a, b)
+    if test.n < 2:
+        verdict = "too few seeds"
+    elif test.t_p is not None and test.t_p < alpha:
+        verdict = "differs"
+    else:
+        verdict = "no evidence"
+    runs = [seeds_a[s].run_id for s in seeds] + [seeds_b[s].run_id for s in seeds]
+    return {
+        "eval": eval_label(eval_key), "dataset": dataset, "axis": axis, "from": value_a, "to": value_b,
+        "variant_a": _name(seeds_a), "variant_b": _name(seeds_b), "n": test.n,
+        "a": statistics.fmean(a) if a else None, "b": statistics.fmean(b) if b else None,
+        "diff": test.mean, "ci_low": test.ci_low, "ci_high": test.ci_high, "t_p": test.t_p,
+        "wilcoxon_p": test.wilcoxon_p, "verdict": verdict, "runs": runs,
+    }
+
+
+def _name(seeds: dict[int, RunRecord]) -> str:
+    return "/".join(sorted({r.variant for r in seeds.values() if r.variant}))
