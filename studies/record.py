@@ -67,6 +67,20 @@ def close_parent(study, uri: str, run_id: str, metric: str) -> dict[str, Any]:
     return summary
 
 
+def end_runs(uri: str, experiment: str, study_name: str, numbers: list[int], status: str) -> None:
+    """End the still-RUNNING child runs of trials ``numbers`` with ``status``."""
+    client = tracking.client(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return
+    for number in numbers:
+        for run in client.search_runs(
+                [found.experiment_id], f"tags.`optuna.study_name` = '{study_name}' AND "
+                f"tags.`optuna.trial_number` = '{number}' AND attributes.status = 'RUNNING'"):
+            client.set_tag(run.info.run_id, "optuna.trial_state", "FAIL")
+            client.set_terminated(run.info.run_id, status=status)
+
+
 def _log_plots(study, logger) -> list[str]:
     """Save Optuna's matplotlib plots that the study has enough trials for."""
     import matplotlib

@@ -130,16 +130,15 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
     load_dataset(settings.dataset, image_size=settings.image_size, max_images=settings.max_images,
                  min_images=smallest_batch)  # also fills the decode cache before workers share it
     sampler_for(settings, search, 0, 0)  # a missing optional package fails here, not in a worker
+    backbone = _backbone_name(settings)  # a missing backbone too, before any trial exists
     # The MLflow database and experiment are created here, before any worker:
     # concurrent first use of a new store breaks it.
     tracking.ensure_store(settings.tracking_uri)
     tracking.experiment_id(settings.tracking_uri, base.experiment)
 
     # --- the study: created, or loaded and checked ----------------------------------------
-    study = load_or_create(settings, search)
-    failed = storages.fail_orphans(study)
-    if failed:
-        log(f"trials {failed} were left RUNNING by a worker that is gone; marked FAIL")
+    study = load_or_create(settings, search, backbone)
+    _fail_orphans(study, settings, "were left RUNNING by a worker that is gone", log)
     parent = record.open_parent(study, settings.tracking_uri, base.experiment,
                                 {"variant": settings.variant, "dataset": settings.dataset})
     missing = settings.trials - len(study.get_trials(deepcopy=False))
@@ -159,9 +158,7 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
                       for i in range(settings.workers)]
             codes = workers.run_workers(settings, [s for s in shares if s], log=log)
             failed_workers = sum(code != 0 for code in codes)
-            failed = storages.fail_orphans(study)
-            if failed:
-                log(f"trials {failed} lost their worker; marked FAIL (re-run to replace them)")
+            _fail_orphans(study, settings, "lost their worker (re-run to replace them)", log)
     except BaseException:
         status = "KILLED"
         raise
@@ -175,17 +172,14 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
     summary.update(study=settings.name, storage=_public(settings.storage_url), parent_run_id=parent,
                    dashboard=storages.dashboard_command(_public(settings.storage_url)),
                    failed_workers=failed_workers)
-    backbone = study.user_attrs.get("eval_backbone")
-    if backbone and "inception" not in backbone.lower():
-        note = (f"{settings.objective.upper()} uses the offline {backbone} backbone, not Inception: "
-                "compare it only with runs scored by the same backbone")
-        study.set_user_attr("metric_note", note)
-        summary["metric_note"] = note
+    if "metric_note" in study.user_attrs:
+        summary["metric_note"] = study.user_attrs["metric_note"]
     return summary
 
 
-def load_or_create(settings: StudySettings, search: spaces.Space):
-    """Create the study, or load it if it exists (checking it searches the same thing)."""
+def load_or_create(settings: StudySettings, search: spaces.Space, backbone: str | None = None):
+    """Create the study, or load it if it exists (checking that it searches the same thing
+    and, given the ``backbone`` name, that its scores come from the same backbone)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -205,6 +199,16 @@ def load_or_create(settings: StudySettings, search: spaces.Space):
                  experiment=settings.base_config().experiment, tracking_uri=settings.tracking_uri,
                  sampler=settings.sampler, pruner=settings.pruner, eval_every=settings.eval_every,
                  eval_samples=settings.eval_samples, backbone=settings.backbone)
+    scored_by = study.user_attrs.get("eval_backbone")
+    if backbone and scored_by and scored_by != backbone:
+        raise ConfigError(f"study {settings.name!r} was scored with the {scored_by} backbone, now "
+                          f"{backbone} would be used; their {settings.objective.upper()} values do not "
+                          "compare. Pass the original --backbone/--inception or another --study-name.")
+    if backbone:
+        attrs["eval_backbone"] = backbone
+        if "inception" not in backbone.lower():
+            attrs["metric_note"] = (f"{settings.objective.upper()} uses the offline {backbone} backbone, "
+                                    "not Inception: compare it only with runs scored by the same backbone")
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
@@ -306,6 +310,21 @@ def _existing_default(study_name: str) -> str:
             return url
     raise ConfigError(f"--from-study: no study {study_name!r} in ./optuna.db or ./optuna.journal; "
                       "pass --storage where the study lives.")
+
+
+def _fail_orphans(study, settings: StudySettings, why: str, log) -> None:
+    """Fail the trials of dead local workers, and end their MLflow runs FAILED too."""
+    numbers = storages.fail_orphans(study)
+    if numbers:
+        record.end_runs(settings.tracking_uri, settings.base_config().experiment, study.study_name,
+                        numbers, "FAILED")
+        log(f"trials {numbers} {why}; marked FAIL")
+
+
+def _backbone_name(settings: StudySettings) -> str:
+    from harness.metrics.backbones import load_backbone
+
+    return load_backbone(settings.backbone, inception_path=settings.inception).name
 
 
 def _reload(settings: StudySettings):

@@ -1,12 +1,17 @@
-"""A real tiny study: 4 trials with pruning, resumed to 6; Optuna and MLflow agree trial by trial."""
+"""Real tiny studies: 4 trials with pruning resumed to 6, and two workers on one PostgreSQL
+study; in both, Optuna and MLflow agree trial by trial."""
 
 from __future__ import annotations
+
+import os
+import uuid
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from harness import cli, tracking
+from studies import storage as storages
 from studies.runner import StudySettings, run_study
 
 pytestmark = pytest.mark.slow
@@ -71,3 +76,28 @@ def test_study_prunes_resumes_and_matches_mlflow(tracking_uri, data_root, tiny_b
     assert len(best_runs) == 1
     assert float(best_runs[0].data.params["g_lr"]) == pytest.approx(study.best_params["g_lr"])
     assert best_runs[0].data.params["batch_size"] == "32"
+
+
+def postgres_url() -> str:
+    """The server .ci/postgres.sh started; CI must have one, elsewhere the test skips."""
+    url = os.environ.get("HARNESS_TEST_POSTGRES_URL")
+    if not url and os.environ.get("CI") == "true":
+        pytest.fail("CI=true but HARNESS_TEST_POSTGRES_URL is unset: start PostgreSQL with "
+                    "`eval \"$(.ci/postgres.sh)\"` before the tests.")
+    if not url:
+        pytest.skip("HARNESS_TEST_POSTGRES_URL is unset; start a local server with `eval \"$(.ci/postgres.sh)\"`.")
+    return url
+
+
+def test_two_workers_share_one_postgres_study(tracking_uri, data_root, tiny_backbone):
+    url = postgres_url()
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    summary = run_study(StudySettings(trials=4, workers=2, storage=url, study_name=name,
+                                      tracking_uri=tracking_uri, **TINY), log=lambda *_: None)
+    assert summary["trials"] == 4
+
+    study = optuna.load_study(study_name=name, storage=storages.normalise(url))
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]  # none lost, none duplicated
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both workers ran trials
+    check_agreement(study, tracking_uri, summary["parent_run_id"])
