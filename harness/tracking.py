@@ -189,27 +189,37 @@ class RunLogger:
         self.client.log_inputs(self.run_id, datasets=[DatasetInput(entity, tags)])
 
     def log_generator(self, generator, pip_requirements: list[str]) -> str:
-        """Log ``generator`` as an MLflow model named ``generator``; return its model id.
+        """Log ``generator`` as the pyfunc model ``generator`` of this run; return its model id.
 
-        A signature (not an input example, which the Keras flavour mishandles)
-        describes float32 noise in and float32 images in [-1, 1] out.
+        The model is ``harness/serving.py`` (logged from code) with the network
+        as ``artifacts/generator.keras``: ``mlflow models serve`` and
+        ``mlflow.pyfunc.load_model`` give images by count and seed, and
+        ``harness.sampling.load_generator`` gives back the Keras network.
         """
-        import mlflow
-        import mlflow.keras
-        from mlflow.models import ModelSignature
-        from mlflow.types.schema import Schema, TensorSpec
+        import re
 
-        latent = generator.input_shape[-1]
-        signature = ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype("float32"), (-1, latent), "z")]),
-            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, *generator.output_shape[1:]), "images")]),
-        )
+        import mlflow
+        import mlflow.pyfunc
+
+        from harness import serving
+
         active = mlflow.active_run()
         if active is None or active.info.run_id != self.run_id:
             raise TrackingError("log_generator needs the run started by RunLogger.start.")
-        info = mlflow.keras.log_model(
-            generator, name="generator", signature=signature, pip_requirements=pip_requirements,
-        )
+        if not any(re.split(r"[\s<>=!~\[;]", r.strip())[0] == "mlflow" for r in pip_requirements):
+            pip_requirements = [*pip_requirements, f"mlflow=={mlflow.__version__}"]
+        with tempfile.TemporaryDirectory() as tmp:
+            keras_file = Path(tmp) / serving.KERAS_FILE
+            generator.save(keras_file)
+            info = mlflow.pyfunc.log_model(
+                name="generator", python_model=serving.__file__,
+                artifacts={serving.KERAS_ARTIFACT: str(keras_file)},
+                signature=serving.signature(), input_example=serving.INPUT_EXAMPLE,
+                pip_requirements=pip_requirements,
+                model_config={"max_images": serving.MAX_IMAGES},
+                metadata={"latent_dim": int(generator.input_shape[-1]),
+                          "image_shape": [int(d) for d in generator.output_shape[1:]]},
+            )
         return info.model_id
 
     def log_json(self, data: Any, artifact_file: str) -> None:

@@ -1,0 +1,197 @@
+"""Images from a logged generator: pick the model, load the network, draw grids and strips.
+
+A model is named by a run id (its logged generator), any MLflow model URI
+(``models:/<model id>``, ``models:/NAME/<version>``, ``models:/NAME@alias``,
+``runs:/ID/generator``) or as the best FINISHED run of an experiment by final
+FID. Loading never runs code stored with the model: the Keras file is read
+with ``safe_mode=True``. Image k of ``--seed S`` comes from seed ``S + k``
+through ``serving.seed_noise``, so a seed gives the same image here and from
+the model server.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import ConfigError, TrackingError
+
+# Registry stages MLflow still accepts after ``models:/NAME/``; anything else
+# that is not a version number is taken as an alias.
+_STAGES = {"latest", "none", "staging", "production", "archived"}
+
+
+# --- which model -----------------------------------------------------------------------
+def experiment_for(dataset: str) -> str:
+    """The experiment that ``run --dataset`` logs to (``cifar10:horses`` -> ``horses``)."""
+    from harness.config import RunConfig
+
+    return RunConfig(variant="", dataset=dataset).resolved().experiment
+
+
+def best_run(tracking_uri: str, experiment: str) -> tuple[str, float]:
+    """(run id, FID) of the FINISHED run in ``experiment`` with the lowest final ``fid``."""
+    from harness import tracking
+
+    client = tracking.client(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ConfigError(f"--best: no experiment {experiment!r} in {tracking_uri}; train one with "
+                          f"`python -m harness run --dataset {experiment} ...` or pass --experiment.")
+    scored, token = [], None
+    while True:
+        page = client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
+                                  max_results=1000, page_token=token)
+        scored += [(r.data.metrics["fid"], r.info.start_time, r.info.run_id) for r in page
+                   if math.isfinite(r.data.metrics.get("fid", math.nan))]
+        token = page.token
+        if not token:
+            break
+    if not scored:
+        raise ConfigError(f"--best: no FINISHED run in experiment {experiment!r} has a final FID; "
+                          "train with --eval-every K (e.g. 5), or pick a run with --run-id.")
+    fid, _, run_id = min(scored)
+    return run_id, fid
+
+
+def registry_uri(uri: str) -> str:
+    """``models:/NAME/alias`` -> ``models:/NAME@alias``; versions, stages and other URIs unchanged."""
+    if uri.startswith("models:/") and "@" not in uri:
+        parts = uri[len("models:/"):].split("/")
+        if len(parts) == 2 and not parts[1].isdigit() and parts[1].lower() not in _STAGES:
+            return f"models:/{parts[0]}@{parts[1]}"
+    return uri
+
+
+def model_uri(tracking_uri: str, *, run_id: str | None = None, model: str | None = None,
+              best: bool = False, dataset: str | None = None, experiment: str | None = None,
+              log=print) -> str:
+    """The MLflow URI of the generator named by exactly one of ``run_id``, ``model``, ``best``."""
+    from harness import tracking
+
+    if sum((run_id is not None, model is not None, best)) != 1:
+        raise ConfigError("name one generator: --run-id ID, --model URI or --best --dataset NAME.")
+    if model is not None:
+        if ":/" not in model:
+            raise ConfigError(f"--model {model!r} is not an MLflow model URI; use e.g. "
+                              "models:/NAME/1, models:/NAME@champion or runs:/RUN_ID/generator.")
+        return registry_uri(model)
+    if best:
+        if not (dataset or experiment):
+            raise ConfigError("--best needs --dataset NAME (or --experiment NAME) to know where to look.")
+        experiment = experiment or experiment_for(dataset)
+        run_id, fid = best_run(tracking_uri, experiment)
+        log(f"best run in {experiment!r} by final FID: {run_id} (fid {fid:.2f})")
+    try:
+        tracking.client(tracking_uri).get_run(run_id)
+    except Exception:
+        raise TrackingError(f"--run-id {run_id!r}: no such run in {tracking_uri}; copy the id from the "
+                            "MLflow UI or `run`'s output, or pass --tracking-uri.") from None
+    return tracking.generator_uri(tracking_uri, run_id)
+
+
+# --- loading ---------------------------------------------------------------------------
+def load_generator(tracking_uri: str, uri: str):
+    """The Keras generator stored in the MLflow model at ``uri``."""
+    import mlflow
+
+    from harness import serving, tracking
+
+    tracking.client(tracking_uri)  # quietens MLflow's logging
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        meta = mlflow.models.Model.load(str(local))
+    except Exception as exc:
+        raise TrackingError(f"model {uri!r} cannot be read from {tracking_uri}: {_reason(exc)}; check "
+                            "the URI (models:/NAME/VERSION, models:/NAME@ALIAS, runs:/ID/generator) "
+                            "and --tracking-uri.") from None
+    artifacts = meta.flavors.get("python_function", {}).get("artifacts", {})
+    if serving.KERAS_ARTIFACT in artifacts:
+        keras_file = local / artifacts[serving.KERAS_ARTIFACT]["path"]
+    else:  # a generator logged with the Keras flavour before the pyfunc wrapper
+        found = sorted(local.rglob("*.keras"))
+        if not found:
+            raise TrackingError(f"model {uri!r} holds no Keras network (.keras file); it is not a "
+                                "generator logged by `harness run`.")
+        keras_file = found[0]
+    import keras  # after the checks above: a bad URI fails without loading TensorFlow
+
+    try:
+        return keras.saving.load_model(keras_file, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise TrackingError(f"model {uri!r}: {keras_file.name} does not load as a Keras model "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0]}).") from None
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of an (MLflow) exception's message, without a trailing period."""
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return message.strip().splitlines()[0].rstrip(".")
+
+
+# --- images ----------------------------------------------------------------------------
+def seeds_from(seed: int, n: int) -> list[int]:
+    """The seeds of ``n`` images starting at ``seed`` (the server's rule for one row)."""
+    if n < 1:
+        raise ConfigError(f"--n {n} must be at least 1.")
+    if seed < 0:
+        raise ConfigError(f"--seed {seed} must be 0 or more.")
+    return list(range(seed, seed + n))
+
+
+def sample(generator, seeds: list[int]) -> np.ndarray:
+    """uint8 (len(seeds), H, W, C) images, image i from ``seeds[i]``."""
+    from harness import serving
+
+    return serving.generate(generator, serving.seed_noise(seeds, int(generator.input_shape[-1])))
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation from ``a`` to ``b`` at fractions ``t``: (len(t), dim).
+
+    Gaussian latents concentrate near a sphere, where a straight line would pass
+    through the unlikely low-norm interior; nearly parallel vectors fall back to
+    a straight line.
+    """
+    t = np.asarray(t, dtype=np.float64)[:, None]
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    cos = np.dot(a64, b64) / (np.linalg.norm(a64) * np.linalg.norm(b64))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if np.sin(omega) < 1e-6:
+        return ((1 - t) * a64 + t * b64).astype(np.float32)
+    return ((np.sin((1 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)).astype(np.float32)
+
+
+def interpolate(generator, pairs: list[tuple[int, int]], steps: int = 8) -> np.ndarray:
+    """uint8 (len(pairs) * steps, H, W, C): for each (seed a, seed b) a strip from a to b."""
+    from harness import serving
+
+    if steps < 2:
+        raise ConfigError(f"--steps {steps} must be at least 2 (the two ends).")
+    for a, b in pairs:
+        if a < 0 or b < 0:
+            raise ConfigError(f"--interpolate {a} {b}: seeds must be 0 or more.")
+    latent = int(generator.input_shape[-1])
+    noise = np.concatenate([slerp(*serving.seed_noise([a, b], latent), np.linspace(0, 1, steps))
+                            for a, b in pairs])
+    return serving.generate(generator, noise)
+
+
+def save_png(image: np.ndarray, path: str | Path) -> Path:
+    """Write a uint8 (H, W, C) image as a PNG, creating its folder; return the path."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"--out {str(path)!r} must end in .png.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+    return path
+
+
+def save_each(images: np.ndarray, seeds: list[int], folder: str | Path) -> list[Path]:
+    """Write each image as ``seed_<seed>.png`` in ``folder``; return the paths."""
+    return [save_png(image, Path(folder) / f"seed_{seed:06d}.png") for image, seed in zip(images, seeds)]
