@@ -1,0 +1,73 @@
+"""``evaluate_run``: score a finished run's logged generator later, into the same run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from harness.errors import ConfigError, TrackingError  # noqa: E402
+from harness.metrics.backbones import inception  # noqa: E402
+from harness.metrics.run_evaluation import evaluate_run  # noqa: E402
+from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
+
+LATENT = 4
+
+
+@pytest.fixture
+def finished_run(tracking_uri, data_root, tmp_path, monkeypatch):
+    """A run logged the way `harness run` logs one: config, data params, epochs, the generator."""
+    from harness import tracking
+    from harness.config import RunConfig
+    from harness.data import load_dataset
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    config = RunConfig(variant="animals_baseline", dataset="cifar10:horses", epochs=2, max_images=64,
+                       tracking_uri=tracking_uri, eval_samples=20).resolved()
+    dataset = load_dataset(config.dataset, image_size=32, max_images=64)
+    logger = tracking.RunLogger.start(tracking_uri, config.experiment, run_name="tiny")
+    logger.log_params(dataset.params())
+    logger.log_json(config.to_dict(), "config.json")
+    for epoch in (1, 2):
+        logger.log_metrics({"epoch_seconds": 1.0}, step=epoch)
+    keras.utils.set_random_seed(0)
+    generator = keras.Sequential([keras.Input((LATENT,)), keras.layers.Dense(32 * 32 * 3, activation="tanh"),
+                                  keras.layers.Reshape((32, 32, 3))])
+    logger.log_generator(generator, ["tensorflow", "keras"])
+    logger.end("FINISHED")
+    return logger.run_id
+
+
+@pytest.fixture
+def graph_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("HARNESS_INCEPTION", raising=False)
+    monkeypatch.setattr(inception, "REFERENCE", TINY)
+    path = tmp_path / inception.GRAPH_FILE
+    path.write_bytes(tiny_graph_def()[0].SerializeToString())
+    return str(path)
+
+
+def test_scores_are_logged_into_the_run_at_its_last_epoch(finished_run, tracking_uri, graph_file):
+    from harness import tracking
+
+    scores = evaluate_run(finished_run, tracking_uri=tracking_uri, backbone="inception",
+                          inception_path=graph_file, log=lambda *_: None)
+    assert scores["step"] == 2 and np.isfinite(scores["fid"])
+    client = tracking.client(tracking_uri)
+    run = client.get_run(finished_run)
+    assert run.data.params["eval_backbone"] == "inception-2015-12-05"
+    assert (run.data.params["eval_n_fake"], run.data.params["eval_n_real"]) == ("20", "64")
+    for key in ("fid", "kid", "kid_std", "is", "is_std", "feature_img_s"):
+        (metric,) = client.get_metric_history(finished_run, key)
+        assert metric.step == 2 and metric.value == pytest.approx(scores[key])
+
+    # A second evaluation with another sample count would make the run's values mean two things.
+    with pytest.raises(ConfigError, match="eval_n_fake=20, not 30.*--eval-samples"):
+        evaluate_run(finished_run, tracking_uri=tracking_uri, eval_samples=30, backbone="inception",
+                     inception_path=graph_file, log=lambda *_: None)
+
+
+def test_an_unknown_run_is_reported(tracking_uri):
+    with pytest.raises(TrackingError, match="not in tracking store"):
+        evaluate_run("0" * 32, tracking_uri=tracking_uri)
