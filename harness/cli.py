@@ -465,10 +465,65 @@ def _study_run_config(args: argparse.Namespace) -> RunConfig:
         **config.tags, "optuna.study_name": args.from_study, "optuna.best_trial": str(best["trial"])})
 
 
+# --- backbone, eval: the FID/KID/IS backbone and scoring a finished run ------------------
+def _add_backbone(sub) -> None:
+    p = sub.add_parser("backbone", help="the offline FID/KID/IS backbone: a compact CIFAR-10 classifier",
+                       description="Manage the offline backbone used for FID/KID/IS when the Inception "
+                                   "graph is absent (values are named after the backbone that made them).")
+    actions = p.add_subparsers(dest="backbone_action", metavar="ACTION", required=True)
+    t = actions.add_parser("train", help="train it on all of CIFAR-10, cache it and log it to MLflow",
+                           description="Train the CIFAR-10 classifier backbone (about 20 minutes on 2 CPU "
+                                       "cores), save it in $HARNESS_CACHE_DIR/backbones and log it to the "
+                                       "MLflow experiment 'backbones'.")
+    t.add_argument("--epochs", type=int, default=6, help="default: %(default)s")
+    t.add_argument("--width", type=int, default=16, help="channels of the first stage (default: %(default)s)")
+    t.add_argument("--max-images", type=int, help="use only the first N training and test images (a quick look)")
+    _tracking(t)
+    _data_root(t)
+    t.set_defaults(handler=cmd_backbone_train)
+
+
+def cmd_backbone_train(args: argparse.Namespace) -> int:
+    from harness.metrics.backbones.cifar_classifier import train_backbone
+
+    result = train_backbone(epochs=args.epochs, width=args.width, max_images=args.max_images,
+                            data_root=args.data_root, tracking_uri=args.tracking_uri)
+    print(f"backbone trained: test accuracy {result['accuracy']:.2%} in {result['seconds'] / 60:.1f} min "
+          f"-> {result['path']} (MLflow run {result['run_id']})")
+    return 0
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="FID/KID/IS of a finished run's generator, logged into that run",
+                       description="Score a finished run's logged generator against its training images "
+                                   "and log fid, kid, kid_std, is, is_std, feature_img_s at its last epoch.")
+    p.add_argument("--run-id", required=True, help="the run whose generator to score")
+    _tracking(p)
+    p.add_argument("--eval-samples", type=int, help="generated images (default: the run's --eval-samples)")
+    p.add_argument("--backbone", default="auto", choices=("auto", "inception", "cifar10_classifier"),
+                   help="auto: Inception when its graph is found, else the offline backbone")
+    p.add_argument("--inception", help="path to classify_image_graph_def.pb or inception-2015-12-05.tgz")
+    _data_root(p)
+    p.set_defaults(handler=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from harness.metrics.run_evaluation import evaluate_run
+
+    if args.eval_samples is not None and args.eval_samples < 10:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"--eval-samples {args.eval_samples} must be at least 10 (IS uses 10 splits).")
+    evaluate_run(args.run_id, tracking_uri=args.tracking_uri, eval_samples=args.eval_samples,
+                 backbone=args.backbone, inception_path=args.inception)
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_run, _add_variants, _add_bench, _add_datasets,
                                                                        _add_sample, _add_serve, _add_register,
-                                                                       _add_report, _add_study)
+                                                                       _add_report, _add_study,
+                                                                       _add_backbone, _add_eval)
 
 
 def build_parser() -> argparse.ArgumentParser:

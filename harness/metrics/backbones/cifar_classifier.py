@@ -118,7 +118,7 @@ def one_cycle(peak: float, total_steps: int, warmup: float = 0.25):
 # ---------------------------------------------------------------- training
 
 
-def train_backbone(*, epochs: int = 8, data_root: str | Path | None = None, cache_dir: Path | None = None,
+def train_backbone(*, epochs: int = 6, data_root: str | Path | None = None, cache_dir: Path | None = None,
                    tracking_uri: str = DEFAULT_TRACKING_URI, max_images: int | None = None,
                    width: int = 16, batch_size: int = 256, peak_lr: float = 0.4, seed: int = 0,
                    jit_compile: bool = True, log=print) -> dict:
