@@ -116,9 +116,11 @@ def grid(space: Space, points: int = 3) -> dict[str, list[Any]]:
                 out[name] = sorted({round(lo + (hi - lo) * i / (points - 1)) for i in range(points)})
             elif dist.log:
                 a, b = math.log(dist.low), math.log(dist.high)
-                out[name] = [math.exp(a + (b - a) * i / (points - 1)) for i in range(points)]
+                inner = [math.exp(a + (b - a) * i / (points - 1)) for i in range(1, points - 1)]
+                out[name] = [dist.low, *inner, dist.high]  # exact ends: exp(log(x)) drifts out of range
             else:
-                out[name] = [dist.low + (dist.high - dist.low) * i / (points - 1) for i in range(points)]
+                inner = [dist.low + (dist.high - dist.low) * i / (points - 1) for i in range(1, points - 1)]
+                out[name] = [dist.low, *inner, dist.high]
     return out
 
 

@@ -161,3 +161,19 @@ def test_run_needs_a_variant_and_dataset_or_a_study(tmp_path, monkeypatch, capsy
     assert "run needs --variant" in capsys.readouterr().err
     assert cli.main(["run", "--from-study", "nope"]) == 2
     assert "no study 'nope'" in capsys.readouterr().err
+
+
+def test_grid_sampler_walks_the_grid_once_then_stops():
+    settings = StudySettings(variant="animals_baseline", dataset="horses", trials=10, sampler="grid",
+                             space={"g_lr": {"low": 1e-4, "high": 1e-2, "log": True}, "epochs": 2,
+                                    "batch_size": 32, "d_lr": 2e-4, "beta_1": 0.5})
+    from studies.runner import pruner_for, sampler_for
+
+    search = settings.search_space()
+    study = optuna.create_study(sampler=sampler_for(settings, search, 0, 0), pruner=pruner_for(settings, search))
+    scores = {lr: [1.0 / lr, 1.0 / lr] for lr in spaces.grid(search)["g_lr"]}
+    objective = Objective(settings.base_config(), search, "fid", study_name="s",
+                          train_fn=fake_train(scores), log=lambda *_: None)
+    study.optimize(objective, n_trials=10)
+    assert sorted(t.params["g_lr"] for t in study.trials) == pytest.approx(sorted(scores))
+    assert study.best_params["g_lr"] == pytest.approx(1e-2)
