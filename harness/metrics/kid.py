@@ -16,8 +16,11 @@ import numpy as np
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Return the (len(x), len(y)) matrix of (x.y / d + 1)^3, in float64."""
-    d = x.shape[1]
-    return (x @ y.T / d + 1.0) ** 3
+    gram = x @ y.T
+    gram /= x.shape[1]
+    gram += 1.0
+    # In place and by multiplication: ``** 3`` calls pow per element, twice as slow.
+    return gram * gram * gram
 
 
 def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
