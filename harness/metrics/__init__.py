@@ -1,0 +1,13 @@
+"""FID, KID and IS computed as the reference implementations compute them.
+
+Modules:
+  fid              Fréchet distance (TTUR's fid.py): ``statistics``, ``frechet_distance``
+  kid              unbiased cubic-kernel MMD over subsets: ``kernel_inception_distance``
+  inception_score  Salimans et al.'s score over 10 ordered splits: ``inception_score``
+  backbones/       the 2015-12-05 Inception graph, or the offline CIFAR-10 classifier
+  reference        real-image statistics cached per dataset key and backbone
+  evaluator        ``make_evaluator(...).evaluate(generator)`` during or after training
+  run_evaluation   ``evaluate_run(run_id)``: score a finished run into the same run
+
+Importing this package does not import TensorFlow.
+"""
