@@ -126,6 +126,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                           "or --from-study STUDY_NAME to train a study's best trial.")
     else:
         config = run_config(args)
+    if args.register:  # a bad name fails now, not after training
+        from harness import serving
+
+        serving.check_model_name(args.register)
     resume = args.resume
     if resume == "latest":
         resume = train.find_resumable(config)
@@ -133,8 +137,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"run {result.run_id} {result.status} after {result.epochs_done} epochs; "
           f"generator: {result.model_uri}")
     if args.register and result.model_uri:
-        from harness import serving
-
         version = serving.register(config.tracking_uri, result.model_uri, args.register)
         print(f"registered models:/{args.register}/{version}")
     return 0

@@ -218,6 +218,14 @@ def serve(model_uri: str, tracking_uri: str, host: str = DEFAULT_HOST, port: int
         return 130
 
 
+def check_model_name(name: str) -> None:
+    """Refuse a registered model name that ``models:/NAME/...`` URIs could not name."""
+    from harness.errors import ConfigError
+
+    if not name.strip() or "/" in name or "@" in name or ":" in name:
+        raise ConfigError(f"registered model name {name!r} must be non-empty, without '/', '@' or ':'.")
+
+
 def register(tracking_uri: str, model_uri: str, name: str, alias: str | None = None) -> int:
     """Register ``model_uri`` as a new version of ``name`` (tagged ``alias``); return the version."""
     import mlflow
@@ -225,9 +233,7 @@ def register(tracking_uri: str, model_uri: str, name: str, alias: str | None = N
     from harness import tracking
     from harness.errors import TrackingError
 
-    if not name.strip() or "/" in name or "@" in name:
-        raise TrackingError(f"--name {name!r}: a registered model name must be non-empty, without "
-                            "'/' or '@'.")
+    check_model_name(name)
     mlflow.set_tracking_uri(tracking_uri)
     tracking.client(tracking_uri)  # quietens MLflow's INFO logging
     try:  # check the source first, or a bad URI leaves an empty registered model behind

@@ -163,3 +163,7 @@ def test_bad_inputs_say_what_to_do(store, capsys):
         sampling.model_uri(tracking_uri, best=True)
     assert cli.main(["sample", "--run-id", "x", "--n", "0", "--tracking-uri", tracking_uri]) == 2
     assert "--n 0 must be at least 1" in capsys.readouterr().err
+    # A name the registry refuses stops `run --register` before any training.
+    assert cli.main(["run", "--variant", "animals_baseline", "--dataset", "horses", "--register", "a/b",
+                     "--tracking-uri", tracking_uri]) == 2
+    assert "'a/b' must be non-empty, without '/'" in capsys.readouterr().err
