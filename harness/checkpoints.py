@@ -4,10 +4,15 @@ One ``.npz`` file per epoch (``epoch-0007.npz``), written to a temporary name
 and renamed into place, so a crash or a full disk never leaves a half-written
 checkpoint under a final name. Files are read with ``allow_pickle=False``:
 loading a checkpoint never runs code.
+
+A run's folder also holds ``.lock``, held (``flock``) by the process training
+that run: the kernel releases it when the process dies, even by SIGKILL, so a
+held lock means "still training" and an unheld one "safe to resume".
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -59,10 +64,14 @@ def save(folder: str | Path, epoch: int, gan, meta: dict[str, Any],
         os.replace(tmp, final)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
+        what = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         raise HarnessError(
-            f"could not write checkpoint {final} ({exc.strerror or exc}); the previous checkpoint "
-            "is kept. Free disk space or pass another --checkpoint-dir."
+            f"could not write checkpoint {final} ({what}); the previous checkpoint is kept. Free "
+            "disk space or pass another --checkpoint-dir, then continue with --resume."
         ) from None
+    except BaseException:  # e.g. Ctrl-C mid-write: never leave a partial file behind
+        tmp.unlink(missing_ok=True)
+        raise
     for old in list_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
     return final
@@ -117,3 +126,58 @@ def latest_valid(folder: str | Path, gan, warn=print) -> dict[str, Any] | None:
         meta["path"] = str(path)
         return meta
     return None
+
+
+# --- one trainer per run ----------------------------------------------------------------
+LOCK = ".lock"
+
+
+class RunBusy(HarnessError):
+    """Another live process is training the run."""
+
+
+def lock(folder: str | Path):
+    """Hold ``folder``'s lock for this process; return the open file to ``unlock`` later.
+
+    Raises ``RunBusy`` when another live process holds it. Where ``flock``
+    does not exist (Windows) no lock is taken and None is returned.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise RunBusy(
+            f"run folder {folder} is in use by {owner}, which is still training it; wait for it to "
+            "end (or stop it) before resuming."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
+
+
+def unlock(handle) -> None:
+    """Release a lock taken by ``lock`` (None is ignored)."""
+    if handle is not None:
+        handle.close()  # closing the file releases the flock
+
+
+def is_locked(folder: str | Path) -> bool:
+    """Whether a live process holds ``folder``'s lock."""
+    if not (Path(folder) / LOCK).exists():
+        return False
+    try:
+        unlock(lock(folder))
+    except RunBusy:
+        return True
+    return False

@@ -528,8 +528,27 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_run, 
                                                                        _add_backbone, _add_eval)
 
 
+def _unknown_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """Exit naming the unknown flags, from the command that was given, with the closest real flag."""
+    from harness.errors import closest
+
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = commands.choices.get(getattr(args, "command", None), parser)
+    flags = [o for action in command._actions for o in action.option_strings]
+    guess = closest(extra[0].split("=")[0], flags) if extra[0].startswith("-") else None
+    command.error(f"unrecognized arguments: {' '.join(extra)}" + (f" (did you mean {guess}?)" if guess else ""))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a pointer to --help after each usage error."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\nSee `{self.prog} --help` for what it accepts.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m harness",
         description="Train DCGAN variants per image class, track them in MLflow, compare them.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -540,7 +559,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (errors for people, never a traceback)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unknown_flags(parser, args, extra)
     if getattr(args, "data_root", None):
         os.environ["HARNESS_DATA_DIR"] = args.data_root
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -34,9 +34,10 @@ def ensure_store(uri: str) -> None:
         path = Path(uri[len("sqlite:///"):])
         folder = path.parent if str(path.parent) else Path(".")
         if not folder.is_dir():
+            what = "is a file, not a folder" if folder.exists() else "does not exist"
             raise TrackingError(
-                f"tracking store {uri!r}: folder {str(folder)!r} does not exist; create it or "
-                "pass another --tracking-uri."
+                f"tracking store {uri!r}: {str(folder)!r} {what}; create the folder or pass "
+                "another --tracking-uri."
             )
         if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
             raise TrackingError(
@@ -106,6 +107,13 @@ class RunLogger:
 
         mlflow.set_tracking_uri(uri)
         if run_id is not None:
+            try:
+                client(uri).get_run(run_id)
+            except Exception:
+                raise TrackingError(
+                    f"run {run_id} is not in tracking store {uri!r}; pass the --tracking-uri it was "
+                    "logged to, or start a new run without --resume."
+                ) from None
             run = mlflow.start_run(run_id=run_id)
         else:
             run = mlflow.start_run(
@@ -113,17 +121,36 @@ class RunLogger:
             )
         return cls(uri, run.info.run_id)
 
-    def end(self, status: str, reason: str | None = None) -> None:
-        """End the run as FINISHED, FAILED or KILLED, recording ``reason``."""
+    def end(self, status: str, reason: str | None = None, *, best_effort: bool = False) -> None:
+        """End the run as FINISHED, FAILED or KILLED, recording ``reason``.
+
+        With ``best_effort`` (used while handling another error) a store that
+        cannot be written is reported on stderr instead of raising, so the
+        original error is the one the user sees.
+        """
         import mlflow
 
-        if reason:
-            self.client.set_tag(self.run_id, "failure_reason", reason[:PARAM_VALUE_LIMIT])
-        active = mlflow.active_run()
-        if active is not None and active.info.run_id == self.run_id:
-            mlflow.end_run(status=status)
-        else:
-            self.client.set_terminated(self.run_id, status=status)
+        try:
+            if reason:
+                self.client.set_tag(self.run_id, "failure_reason", reason[:PARAM_VALUE_LIMIT])
+            active = mlflow.active_run()
+            if active is not None and active.info.run_id == self.run_id:
+                mlflow.end_run(status=status)
+            else:
+                self.client.set_terminated(self.run_id, status=status)
+        except Exception as exc:
+            if not best_effort:
+                raise self._write_error(exc) from None
+            import sys
+
+            print(f"warning: could not mark run {self.run_id} {status} in {self.uri!r} ({exc}); it may "
+                  "still show as RUNNING.", file=sys.stderr)
+
+    def _write_error(self, exc: Exception) -> TrackingError:
+        return TrackingError(
+            f"could not write run {self.run_id} to tracking store {self.uri!r} ({type(exc).__name__}: "
+            f"{exc}); the last checkpoint is kept: fix the store, then continue with --resume."
+        )
 
     # --- values -------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -148,7 +175,14 @@ class RunLogger:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         if batch:
-            self.client.log_batch(self.run_id, metrics=batch)
+            try:  # one batch is one transaction: an epoch's metrics land all or not at all
+                self.client.log_batch(self.run_id, metrics=batch)
+            except Exception as exc:
+                raise self._write_error(exc) from None
+
+    def logged_steps(self, key: str) -> set[int]:
+        """The steps at which metric ``key`` already has a value (used when resuming)."""
+        return {m.step for m in self.client.get_metric_history(self.run_id, key)}
 
     # --- files --------------------------------------------------------------------
     def log_png(self, image: np.ndarray, artifact_file: str) -> None:

@@ -79,6 +79,8 @@ def run(config: RunConfig, *, resume: str | None = None,
         spec = spec.scaled(config.width)
     _check_writable(config.checkpoint_dir, "--checkpoint-dir")
     tracking.ensure_store(config.tracking_uri)
+    if resume:
+        _check_resume(config, resume)
 
     # --- model ---------------------------------------------------------------------
     import keras
@@ -104,7 +106,7 @@ def run(config: RunConfig, *, resume: str | None = None,
     # --- tracking: a new run, or the one being resumed ----------------------------------
     first_epoch, held, logged, last_checkpoint = 1, None, set(), None
     if resume:
-        held, meta = _resume(config, resume, gan, log)
+        held, meta = _restore(config, resume, gan, log)
         first_epoch, fixed_noise, last_checkpoint = meta["epoch"] + 1, meta["arrays"]["fixed_noise"], meta["path"]
         try:
             logger = tracking.RunLogger.start(config.tracking_uri, config.experiment, run_id=resume)
@@ -234,17 +236,17 @@ def _config_params(config: RunConfig) -> dict[str, Any]:
     return {k: v for k, v in config.to_dict().items() if k not in skip}
 
 
-def _resume(config: RunConfig, run_id: str, gan, log):
-    """Lock ``run_id``'s folder and restore its newest readable checkpoint into ``gan``.
+def _check_resume(config: RunConfig, run_id: str) -> None:
+    """Refuse to resume ``run_id`` before anything is built, naming what is wrong.
 
-    Returns (the held lock, the checkpoint's meta). Refuses a run another
-    process is training, a changed configuration, and a finished run with
-    nothing left to train; nothing is written to the tracking store.
+    Refused: no checkpoint, a run not in the store, a run another process is
+    training, a changed configuration, a finished run with nothing left to train.
     """
     from harness import tracking
 
     folder = Path(config.checkpoint_dir) / run_id
-    if not checkpoints.list_checkpoints(folder):
+    found = checkpoints.list_checkpoints(folder)
+    if not found:
         raise ConfigError(f"--resume {run_id}: no checkpoint in {folder}; pass the --checkpoint-dir the "
                           "run was trained with, or start a new run without --resume.")
     try:
@@ -252,25 +254,42 @@ def _resume(config: RunConfig, run_id: str, gan, log):
     except Exception:
         raise ConfigError(f"--resume {run_id}: no such run in {config.tracking_uri!r}; pass the "
                           "--tracking-uri it was logged to, or start a new run.") from None
+    if checkpoints.is_locked(folder):
+        checkpoints.unlock(checkpoints.lock(folder))  # raises RunBusy naming the owner
+    meta = None
+    for path in reversed(found):  # every checkpoint of a run holds the same config
+        try:
+            meta = checkpoints.read_meta(path)
+            break
+        except Exception:
+            continue
+    if meta is None:
+        raise ConfigError(f"--resume {run_id}: no readable checkpoint in {folder}; start a new run "
+                          "without --resume.")
+    saved, current = RunConfig.from_dict(meta["config"]).training_fields(), config.training_fields()
+    changed = {k: (v, current.get(k)) for k, v in saved.items() if current.get(k) != v}
+    if changed:
+        details = "; ".join(f"{k}: was {old!r}, now {new!r}" for k, (old, new) in changed.items())
+        raise ConfigError(f"cannot resume run {run_id} with a changed configuration ({details}); "
+                          "use the original flags or start a new run.")
+    if status == "FINISHED" and meta["epoch"] >= config.epochs:
+        raise ConfigError(f"--resume {run_id}: the run already FINISHED {meta['epoch']} epochs; pass "
+                          f"--epochs above {meta['epoch']} to train it further.")
+
+
+def _restore(config: RunConfig, run_id: str, gan, log):
+    """Lock ``run_id``'s folder and load its newest readable checkpoint into ``gan``.
+
+    Returns (the held lock, the checkpoint's meta); corrupt checkpoints are
+    skipped, saying so through ``log``.
+    """
+    folder = Path(config.checkpoint_dir) / run_id
     held = checkpoints.lock(folder)
-    try:
-        meta = checkpoints.latest_valid(folder, gan, warn=log)
-        if meta is None:
-            raise ConfigError(f"--resume {run_id}: no readable checkpoint in {folder}; start a new run "
-                              "without --resume.")
-        saved = RunConfig.from_dict(meta["config"])
-        now = config.training_fields()
-        changed = {k: (v, now.get(k)) for k, v in saved.training_fields().items() if now.get(k) != v}
-        if changed:
-            details = "; ".join(f"{k}: was {old!r}, now {new!r}" for k, (old, new) in changed.items())
-            raise ConfigError(f"cannot resume run {run_id} with a changed configuration ({details}); "
-                              "use the original flags or start a new run.")
-        if status == "FINISHED" and meta["epoch"] >= config.epochs:
-            raise ConfigError(f"--resume {run_id}: the run already FINISHED {meta['epoch']} epochs; pass "
-                              f"--epochs above {meta['epoch']} to train it further.")
-    except BaseException:
+    meta = checkpoints.latest_valid(folder, gan, warn=log)
+    if meta is None:
         checkpoints.unlock(held)
-        raise
+        raise ConfigError(f"--resume {run_id}: no checkpoint in {folder} matches the model; start a "
+                          "new run without --resume.")
     log(f"resuming run {run_id} from {meta['path']} (epoch {meta['epoch']})")
     return held, meta
 

@@ -1,0 +1,196 @@
+"""Resume and faults in-process: disk full, a crash between two writes, a corrupt
+checkpoint, SIGTERM, a run another process holds, a changed configuration."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import checkpoints, train
+from harness.config import RunConfig
+from harness.errors import ConfigError, HarnessError
+
+METRICS = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "real_acc", "fake_acc", "d_real", "d_fake",
+           "images_per_s", "epoch_seconds", "tracking_seconds")
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite store with MLflow's schema, created once (migrations take seconds)."""
+    from harness import tracking
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    tracking.ensure_store(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def tracking_uri(empty_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh copy of the empty store per test; the test runs in tmp_path (./mlruns)."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture(autouse=True)
+def _no_model_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Saving the generator as an MLflow model takes seconds and is not what these
+    # tests check; the subprocess tests (test_reliability_kill.py) log it for real.
+    from harness import tracking
+
+    monkeypatch.setattr(tracking.RunLogger, "log_generator", lambda self, generator, requirements: "m-test")
+
+
+def _config(tracking_uri: str, tmp_path: Path, **changes) -> RunConfig:
+    base = dict(variant="animals_baseline", dataset="horses", epochs=2, batch_size=32, max_images=128,
+                width=0.125, tracking_uri=tracking_uri, progress=False, xla="off",
+                checkpoint_dir=str(tmp_path / "ck"))
+    return RunConfig(**{**base, **changes})
+
+
+def _steps(uri: str, run_id: str) -> dict[str, list[int]]:
+    from harness import tracking
+
+    client = tracking.client(uri)
+    return {key: sorted(m.step for m in client.get_metric_history(run_id, key)) for key in METRICS}
+
+
+def _status(uri: str, run_id: str) -> str:
+    from harness import tracking
+
+    return tracking.client(uri).get_run(run_id).info.status
+
+
+def _only_run(uri: str) -> str:
+    from harness import tracking
+
+    client = tracking.client(uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) == 1
+    return runs[0].info.run_id
+
+
+def test_disk_full_keeps_the_previous_checkpoint_and_the_run_resumes(tracking_uri, tmp_path, monkeypatch, data_root):
+    real_savez, calls = np.savez, []
+
+    def savez(file, **arrays):
+        calls.append(1)
+        if len(calls) == 2:  # the epoch-2 checkpoint
+            file.write(b"PK\x03\x04 half a zip")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_savez(file, **arrays)
+
+    monkeypatch.setattr(np, "savez", savez)
+    config = _config(tracking_uri, tmp_path)
+    with pytest.raises(HarnessError, match="disk is full.*previous checkpoint is kept"):
+        train.run(config, log=lambda _: None)
+    run_id = _only_run(tracking_uri)
+    folder = tmp_path / "ck" / run_id
+    assert [p.name for p in checkpoints.list_checkpoints(folder)] == ["epoch-0001.npz"]
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    assert checkpoints.read_meta(folder / "epoch-0001.npz")["epoch"] == 1
+    assert _status(tracking_uri, run_id) == "FAILED"
+    # The failed epoch was never logged: the checkpoint is written before the metrics.
+    assert _steps(tracking_uri, run_id)["d_loss"] == [1]
+
+    monkeypatch.setattr(np, "savez", real_savez)
+    with pytest.raises(ConfigError, match=r"seed: was 0, now 1.*batch_size: was 32, now 16|batch_size.*seed"):
+        train.run(_config(tracking_uri, tmp_path, seed=1, batch_size=16), resume=run_id, log=lambda _: None)
+    assert train.find_resumable(config) == run_id
+    result = train.run(config, resume=run_id, log=lambda _: None)
+    assert (result.status, result.epochs_done) == ("FINISHED", 2)
+    assert _status(tracking_uri, run_id) == "FINISHED"
+    assert _steps(tracking_uri, run_id) == {key: [1, 2] for key in METRICS}
+
+
+class _Crash(BaseException):
+    """Stands in for the process dying at an exact point."""
+
+
+def test_crash_between_checkpoint_and_metrics_logs_the_epoch_once(tracking_uri, tmp_path, monkeypatch, data_root):
+    from harness import tracking
+
+    real = tracking.RunLogger.log_metrics
+
+    def log_metrics(self, metrics, step):
+        if step == 2:
+            raise _Crash
+        return real(self, metrics, step)
+
+    monkeypatch.setattr(tracking.RunLogger, "log_metrics", log_metrics)
+    config = _config(tracking_uri, tmp_path)
+    with pytest.raises(_Crash):
+        train.run(config, log=lambda _: None)
+    run_id = _only_run(tracking_uri)
+    saved = checkpoints.read_meta(tmp_path / "ck" / run_id / "epoch-0002.npz")
+    assert _steps(tracking_uri, run_id)["d_loss"] == [1]
+
+    monkeypatch.setattr(tracking.RunLogger, "log_metrics", real)
+    lines: list[str] = []
+    result = train.run(config, resume=run_id, log=lines.append)
+    assert (result.status, result.epochs_done) == ("FINISHED", 2)
+    assert any("epoch 2 was checkpointed but not logged" in line for line in lines)
+    assert _steps(tracking_uri, run_id) == {key: [1, 2] for key in METRICS}
+    history = tracking.client(tracking_uri).get_metric_history(run_id, "g_loss")
+    assert [m.value for m in history if m.step == 2] == [pytest.approx(saved["metrics"]["g_loss"])]
+    artifacts = [a.path for a in tracking.client(tracking_uri).list_artifacts(run_id, "samples")]
+    assert artifacts == ["samples/epoch_0001.png", "samples/epoch_0002.png"]
+    with pytest.raises(ConfigError, match="already FINISHED 2 epochs; pass --epochs above 2"):
+        train.run(config, resume=run_id, log=lambda _: None)
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tracking_uri, tmp_path, data_root):
+    config = _config(tracking_uri, tmp_path)
+    first = train.run(config, log=lambda _: None)
+    newest = Path(first.checkpoint)
+    assert newest.name == "epoch-0002.npz"
+    with open(newest, "r+b") as f:  # a write cut short
+        f.truncate(newest.stat().st_size // 3)
+
+    lines: list[str] = []
+    result = train.run(config, resume=first.run_id, log=lines.append)
+    assert any(str(newest) in line and "unreadable" in line and "previous" in line for line in lines)
+    assert any("epoch-0001.npz (epoch 1)" in line for line in lines)
+    assert (result.status, result.epochs_done) == ("FINISHED", 2)
+    # Epoch 2 was retrained but its first metrics stay the only ones.
+    assert any("epoch 2 was logged before its checkpoint was lost" in line for line in lines)
+    assert _steps(tracking_uri, first.run_id) == {key: [1, 2] for key in METRICS}
+
+
+def test_sigterm_ends_killed_with_a_checkpoint_that_resume_picks(tracking_uri, tmp_path, data_root):
+    config = _config(tracking_uri, tmp_path)
+
+    def preempt(epoch, metrics):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(KeyboardInterrupt):
+        train.run(config, on_epoch=preempt, log=lambda _: None)
+    run_id = _only_run(tracking_uri)
+    assert _status(tracking_uri, run_id) == "KILLED"
+    folder = tmp_path / "ck" / run_id
+    assert checkpoints.read_meta(checkpoints.list_checkpoints(folder)[-1])["epoch"] == 1
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+
+    # While another process trains the run, --resume leaves it alone.
+    held = checkpoints.lock(folder)
+    try:
+        with pytest.raises(ConfigError, match="no unfinished run"):
+            train.find_resumable(config)
+        with pytest.raises(checkpoints.RunBusy, match=f"pid {os.getpid()}"):
+            train.run(config, resume=run_id, log=lambda _: None)
+    finally:
+        checkpoints.unlock(held)
+    assert train.find_resumable(config) == run_id
+
+    # A checkpoint whose run is not in this store (e.g. another --tracking-uri).
+    stray = tmp_path / "ck" / ("0" * 32)
+    stray.mkdir()
+    shutil.copy(checkpoints.list_checkpoints(folder)[-1], stray)
+    with pytest.raises(ConfigError, match="no such run in"):
+        train.run(config, resume=stray.name, log=lambda _: None)
