@@ -172,11 +172,16 @@ def test_the_graph_is_looked_for_in_order(tmp_path, monkeypatch):
     (data / "inception").mkdir(parents=True)
     (data / "inception" / inception.GRAPH_FILE).write_bytes(b"x")
     assert inception.find_graph(None, data, cache) == data / "inception" / inception.GRAPH_FILE
+    assert inception.find_graph(data / "inception", data, cache) == data / "inception" / inception.GRAPH_FILE
+    for wrong in (tmp_path / "missing.pb", tmp_path / "cache"):  # a given path is never swapped for another
+        with pytest.raises(ConfigError, match="--inception .* is neither"):
+            inception.find_graph(wrong, data, cache)
     explicit.write_bytes(b"x")
     monkeypatch.setenv("HARNESS_INCEPTION", str(explicit))
     assert inception.find_graph(None, data, cache) == explicit
-    with pytest.raises(ConfigError, match="does not exist"):
-        inception.find_graph(tmp_path / "missing.pb", data, cache)
+    monkeypatch.setenv("HARNESS_INCEPTION", str(tmp_path / "gone.pb"))
+    with pytest.raises(ConfigError, match=r"\$HARNESS_INCEPTION .* is neither"):
+        inception.find_graph(None, data, cache)
 
 
 def _archive_bytes() -> bytes:

@@ -71,22 +71,37 @@ def candidates(inception_path: str | Path | None = None, data_root: Path | None 
     found: list[Path] = []
     for base in (inception_path, os.environ.get("HARNESS_INCEPTION")):
         if base:
-            base = Path(base).expanduser()
-            found += [base / GRAPH_FILE, base / ARCHIVE] if base.is_dir() else [base]
+            found += _at(base)
     for folder in ((data_root or default_data_root()) / "inception", (cache_dir or cache_root()) / "inception"):
         found += [folder / GRAPH_FILE, folder / ARCHIVE]
     return found
 
 
+def _at(base: str | Path) -> list[Path]:
+    """The file itself, or the graph and archive inside a folder."""
+    base = Path(base).expanduser()
+    return [base / GRAPH_FILE, base / ARCHIVE] if base.is_dir() else [base]
+
+
 def find_graph(inception_path: str | Path | None = None, data_root: Path | None = None,
                cache_dir: Path | None = None) -> Path | None:
-    """Return the first existing graph file or archive, or None. A given path must exist."""
-    if inception_path and not Path(inception_path).expanduser().exists():
-        raise ConfigError(
-            f"--inception {str(inception_path)!r} does not exist; pass the path of {GRAPH_FILE} "
-            f"or {ARCHIVE}, or a folder holding one."
-        )
-    return next((p for p in candidates(inception_path, data_root, cache_dir) if p.is_file()), None)
+    """Return the first existing graph file or archive, or None.
+
+    A given ``inception_path`` (else $HARNESS_INCEPTION) is the only place
+    looked at: it must be the file or a folder holding it, never silently
+    replaced by another copy.
+    """
+    given = inception_path or os.environ.get("HARNESS_INCEPTION")
+    if given:
+        found = [p for p in _at(given) if p.is_file()]
+        if not found:
+            name = "--inception" if inception_path else "$HARNESS_INCEPTION"
+            raise ConfigError(
+                f"{name} {str(given)!r} is neither {GRAPH_FILE} or {ARCHIVE} nor a folder holding one; "
+                "pass the path of the file."
+            )
+        return found[0]
+    return next((p for p in candidates(None, data_root, cache_dir) if p.is_file()), None)
 
 
 def md5_of(path: Path) -> str:
