@@ -33,7 +33,8 @@ def _groups(gan) -> dict[str, list]:
         "discriminator": gan.discriminator.weights,
         "g_optimizer": gan.g_optimizer.variables,
         "d_optimizer": gan.d_optimizer.variables,
-        "seed_generator": [gan.seed_generator.state],
+        # The noise generator and every other (e.g. dropout's), in the model's own order.
+        "seed_generator": [v for v in gan.variables if v.path.endswith("seed_generator_state")],
     }
 
 
