@@ -188,13 +188,17 @@ def run(config: RunConfig, *, resume: str | None = None,
         logger.end(stop.status)
         result.status, result.reason = stop.status, stop.reason
     except KeyboardInterrupt:
-        # Keep what was trained so far: the state between two steps is consistent.
+        # The last finished epoch's checkpoint is what resume needs: a mid-epoch
+        # state saved under its name would train part of the next epoch twice.
+        # Only a run stopped in its first epoch has none yet; it gets epoch 0.
         # A second Ctrl-C must not cut this short and leave the run RUNNING.
         with _signals_ignored():
-            result.checkpoint = str(checkpoints.save(
-                ckpt_dir, result.epochs_done, gan,
-                {"run_id": run_id, "config": config.to_dict(), "metrics": result.metrics},
-                arrays={"fixed_noise": fixed_noise}, keep=config.keep_checkpoints))
+            done = ckpt_dir / f"epoch-{result.epochs_done:04d}.npz"
+            if not done.exists():
+                checkpoints.save(ckpt_dir, result.epochs_done, gan,
+                                 {"run_id": run_id, "config": config.to_dict(), "metrics": result.metrics},
+                                 arrays={"fixed_noise": fixed_noise}, keep=config.keep_checkpoints)
+            result.checkpoint = str(done)
             logger.end("KILLED", reason=f"interrupted during epoch {result.epochs_done + 1}",
                        best_effort=True)
         result.status = "KILLED"

@@ -170,18 +170,36 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tracking_uri, 
             np.testing.assert_allclose(data[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
 
 
-def test_sigterm_ends_killed_with_a_checkpoint_that_resume_picks(tracking_uri, tmp_path, data_root):
+def test_sigterm_mid_epoch_ends_killed_keeping_the_last_epochs_checkpoint(tracking_uri, tmp_path, monkeypatch,
+                                                                          data_root):
+    from harness.callbacks import NonFiniteGuard
+
     config = _config(tracking_uri, tmp_path)
+    seen: dict[str, bytes] = {}
 
-    def preempt(epoch, metrics):
-        os.kill(os.getpid(), signal.SIGTERM)
+    def after_epoch(epoch, metrics):
+        [path] = (tmp_path / "ck").glob("*/epoch-0001.npz")
+        seen["epoch 1"] = path.read_bytes()
 
+    real = NonFiniteGuard.on_train_batch_end
+
+    def on_batch_end(self, batch, logs=None):
+        real(self, batch, logs)
+        if "epoch 1" in seen and batch == 1:  # a pre-emption, mid-way through epoch 2
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(NonFiniteGuard, "on_train_batch_end", on_batch_end)
     with pytest.raises(KeyboardInterrupt):
-        train.run(config, on_epoch=preempt, log=lambda _: None)
+        train.run(config, on_epoch=after_epoch, log=lambda _: None)
     run_id = _only_run(tracking_uri)
-    assert _status(tracking_uri, run_id) == "KILLED"
+    from harness import tracking
+
+    run = tracking.client(tracking_uri).get_run(run_id)
+    assert (run.info.status, run.data.tags["failure_reason"]) == ("KILLED", "interrupted during epoch 2")
     folder = tmp_path / "ck" / run_id
-    assert checkpoints.read_meta(checkpoints.list_checkpoints(folder)[-1])["epoch"] == 1
+    # The clean end-of-epoch-1 checkpoint is kept as it was, not overwritten mid-epoch.
+    assert checkpoints.list_checkpoints(folder) == [folder / "epoch-0001.npz"]
+    assert (folder / "epoch-0001.npz").read_bytes() == seen["epoch 1"]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
 
     # While another process trains the run, --resume leaves it alone.
