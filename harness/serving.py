@@ -209,13 +209,13 @@ def serve(model_uri: str, tracking_uri: str, host: str = DEFAULT_HOST, port: int
            "MLFLOW_TRACKING_URI": tracking_uri}
     command = serve_command(model_uri, host, port, workers)
     log(f"serving {model_uri} at http://{host}:{port}/invocations (Ctrl-C stops it)")
-    if os.name == "posix":
-        sys.stdout.flush()  # exec discards what is still buffered
-        os.execve(command[0], command, env)
-    try:
-        return subprocess.run(command, env=env).returncode
-    except KeyboardInterrupt:
-        return 130
+    if os.name != "posix":
+        try:
+            return subprocess.run(command, env=env).returncode
+        except KeyboardInterrupt:
+            return 130
+    sys.stdout.flush()  # exec discards what is still buffered
+    os.execve(command[0], command, env)  # replaces this process: never returns
 
 
 def check_model_name(name: str) -> None:

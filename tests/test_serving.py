@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -81,12 +80,11 @@ def test_the_real_server_answers_by_count_and_seed_and_refuses_bad_requests(logg
     uri, run_id = logged
     port = free_port()
     log = tmp_path / "server.log"
-    # `mlflow models serve -m runs:/ID/generator`, through the `serve` wrapper.
+    # `mlflow models serve -m runs:/ID/generator`, the command line `serve` execs.
     with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "harness", "serve", "--model", f"runs:/{run_id}/generator",
-             "--port", str(port), "--tracking-uri", uri],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(serving.serve_command(f"runs:/{run_id}/generator", port=port),
+                                  env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_ping(server, port, log)
 
@@ -123,7 +121,7 @@ def test_the_real_server_answers_by_count_and_seed_and_refuses_bad_requests(logg
             assert 400 <= status < 500 and words in reply.get("message", ""), (body, status, reply)
     finally:
         try:
-            os.killpg(server.pid, signal.SIGTERM)  # the wrapper's process group: mlflow and uvicorn
+            os.killpg(server.pid, signal.SIGTERM)  # its process group: mlflow and uvicorn
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
@@ -132,13 +130,24 @@ def test_the_real_server_answers_by_count_and_seed_and_refuses_bad_requests(logg
             pass
 
 
-def test_serve_binds_localhost_by_default_and_refuses_a_busy_port(logged):
+def test_serve_execs_mlflow_on_localhost_and_refuses_a_busy_port(logged, monkeypatch):
     uri, run_id = logged
-    args = cli.build_parser().parse_args(["serve", "--run-id", run_id])
-    assert args.host == "127.0.0.1"
-    command = serving.serve_command("models:/m-1", port=5005)
-    assert command[command.index("--host") + 1] == "127.0.0.1"
-    assert command[command.index("--env-manager") + 1] == "local"
+
+    class Execd(Exception):
+        pass
+
+    def execve(path, argv, env):
+        raise Execd(argv, env)
+
+    monkeypatch.setattr(os, "execve", execve)
+    with pytest.raises(Execd) as execd:
+        cli.main(["serve", "--run-id", run_id, "--port", str(free_port()), "--tracking-uri", uri])
+    argv, env = execd.value.args
+    assert argv[1:6] == ["-m", "mlflow", "models", "serve", "-m"]
+    assert argv[6] == sampling.model_uri(uri, run_id=run_id)
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--env-manager") + 1] == "local"
+    assert env["MLFLOW_TRACKING_URI"] == uri
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
