@@ -73,7 +73,7 @@ def build_report(tracking_uri: str, out: str | Path = "reports/latest", experime
     behind = runs_table(sel.included)
 
     # --- plots -----------------------------------------------------------------------------
-    figures = _figures(client, sel, histories, studies, out / "plots")
+    figures = _figures(tracking_uri, sel, histories, studies, out / "plots")
 
     # --- write -----------------------------------------------------------------------------
     source = [f"MLflow: {tracking_uri} — experiments: {', '.join(sorted(chosen.values())) or 'none'}",
@@ -119,7 +119,7 @@ def _prepare(out: Path) -> Path:
     return out
 
 
-def _figures(client, sel: Selection, histories, studies, folder: Path) -> dict[str, list[render.Figure]]:
+def _figures(tracking_uri: str, sel: Selection, histories, studies, folder: Path) -> dict[str, list[render.Figure]]:
     figures: dict[str, list[render.Figure]] = {"curves": [], "samples": [], "studies": []}
 
     def add(kind: str, path: Path | None, title: str, caption: str = "") -> None:
@@ -127,7 +127,7 @@ def _figures(client, sel: Selection, histories, studies, folder: Path) -> dict[s
             figures[kind].append(render.Figure(title, path, caption))
 
     groups = group_runs(sel.included)
-    seeds = "lines are means over each row's seeds (n in the legend)"
+    seeds = "Lines are means over each row's seeds (n in the variant table)."
     add("curves", plots.curves(groups, histories, ("real_acc", "fake_acc"), ("real", "fake"), "accuracy",
                                "Discriminator accuracy on real (solid) and fake (dashed) images",
                                folder / "accuracy.png"),
@@ -149,9 +149,9 @@ def _figures(client, sel: Selection, histories, studies, folder: Path) -> dict[s
                 if d != dataset:
                     continue
                 run = min(members, key=lambda r: (r.seed is None, r.seed))
-                frames = _spread(collect.sample_epochs(client, run.run_id), STRIP_FRAMES)
-                files = [(epoch, collect.download(client, run.run_id, path, Path(tmp) / run.run_id))
-                         for epoch, path in frames]
+                repo = collect.artifacts(run, tracking_uri)
+                frames = _spread(collect.sample_epochs(repo), STRIP_FRAMES)
+                files = [(epoch, collect.download(repo, path, Path(tmp) / run.run_id)) for epoch, path in frames]
                 rows.append((f"{label} ({run.short_id})", [(e, f) for e, f in files if f is not None]))
             add("samples", plots.sample_strip(rows, f"{dataset}: samples from early to late epochs",
                                               folder / f"samples_{_slug(dataset)}.png"),

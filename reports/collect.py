@@ -47,6 +47,7 @@ class RunRecord:
     setting: tuple[tuple[str, str], ...]  # SETTING_PARAMS minus the axes, as (name, value)
     eval_key: tuple[str, str, str] | None  # (backbone, n_real, n_fake); None without evaluation
     metrics: dict[str, float]  # the last logged value of each metric
+    artifact_uri: str = ""
     params: dict[str, str] = field(repr=False, default_factory=dict)
     tags: dict[str, str] = field(repr=False, default_factory=dict)
     reason: str | None = None  # why it failed or stopped, when logged
@@ -145,6 +146,7 @@ def _record(run, experiment_ids: dict[str, str]) -> RunRecord:
         setting=setting,
         eval_key=eval_key,
         metrics=dict(run.data.metrics),
+        artifact_uri=run.info.artifact_uri or "",
         params=params,
         tags=tags,
         reason=tags.get("failure_reason") or tags.get("stopped_reason"),
@@ -185,11 +187,18 @@ def _bulk_history(client):
     return method if callable(method) else None
 
 
-def sample_epochs(client, run_id: str) -> list[tuple[int, str]]:
-    """The logged sample grids of ``run_id`` as (epoch, artifact path), by epoch."""
+def artifacts(run: RunRecord, tracking_uri: str):
+    """The artifact repository of ``run`` (one lookup, then plain file reads for local stores)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    return get_artifact_repository(run.artifact_uri, tracking_uri=tracking_uri)
+
+
+def sample_epochs(repo) -> list[tuple[int, str]]:
+    """The logged sample grids in artifact repository ``repo`` as (epoch, path), by epoch."""
     found = []
     try:
-        listing = client.list_artifacts(run_id, "samples")
+        listing = repo.list_artifacts("samples")
     except Exception:  # no artifact folder at all
         return []
     for item in listing:
@@ -202,10 +211,11 @@ def sample_epochs(client, run_id: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def download(client, run_id: str, path: str, folder: str | Path) -> Path | None:
+def download(repo, path: str, folder: str | Path) -> Path | None:
     """Copy one artifact into ``folder``; None when it cannot be read."""
     try:
-        return Path(client.download_artifacts(run_id, path, str(folder)))
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return Path(repo.download_artifacts(path, str(folder)))
     except Exception:
         return None
 

@@ -59,57 +59,69 @@ def curves(groups: dict[tuple[str, str], list[RunRecord]], histories: History,
     plt = _pyplot()
     fig, panels = _panels(plt, max(1, len(datasets)))
     styles = ("-", "--", ":", "-.")
+    labels_all = sorted({label for _, label in groups})
+    palette = plt.cm.tab10.colors if len(labels_all) <= 10 else plt.cm.tab20.colors
+    colour = {label: palette[i % len(palette)] for i, label in enumerate(labels_all)}
+    legend: dict[str, object] = {}
     for panel, dataset in zip(panels, datasets):
         rows = sorted(label for d, label in groups if d == dataset)
-        colours = plt.cm.tab10(np.linspace(0, 1, 10))
-        for c, label in enumerate(rows):
+        for label in rows:
             for key, name, style in zip(keys, labels, styles):
                 steps, values = _mean_curve(groups[(dataset, label)], histories, key)
                 if not steps:
                     continue
                 drawn = True
                 suffix = f" {name}" if len(keys) > 1 else ""
-                panel.plot(steps, values, style, color=colours[c % 10], marker="o", markersize=3,
-                           label=f"{label}{suffix} (n={len(groups[(dataset, label)])})")
+                (line,) = panel.plot(steps, values, style, color=colour[label], marker="o", markersize=3)
+                legend.setdefault(f"{label}{suffix}", line)
         panel.set_title(dataset)
         panel.xaxis.get_major_locator().set_params(integer=True)
         panel.set_xlabel("epoch")
         panel.set_ylabel(ylabel)
         panel.grid(alpha=0.3)
-        if panel.lines:
-            panel.legend(fontsize=7)
+    # One legend for all panels (a colour is one row label everywhere), right of the panels.
+    ncol = 1 if len(legend) <= 24 else 2
+    fig.subplots_adjust(top=0.86 if len(panels) <= 3 else 0.92, wspace=0.25, hspace=0.35)
+    fig.legend(list(legend.values()), list(legend), loc="center left", bbox_to_anchor=(0.91, 0.5),
+               fontsize=7, ncol=ncol, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
     if drawn:
-        fig.savefig(path, dpi=90)
+        fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path if drawn else None
 
 
-def sample_strip(rows: list[tuple[str, list[tuple[int, Path]]]], title: str, path: Path) -> Path | None:
-    """One row per variant: its logged sample grids from early to late epochs."""
-    from PIL import Image
+def sample_strip(rows: list[tuple[str, list[tuple[int, Path]]]], title: str, path: Path,
+                 tile: int = 160) -> Path | None:
+    """One row per variant: its logged sample grids from early to late epochs, side by side.
+
+    Composed with Pillow, not matplotlib: the grids are pasted as they were
+    logged (scaled to ``tile`` pixels), which is fast for hundreds of them.
+    """
+    from PIL import Image, ImageDraw, ImageFont
 
     rows = [(label, frames) for label, frames in rows if frames]
     if not rows:
         return None
-    plt = _pyplot()
+    font = ImageFont.load_default(size=14)
+    caption_h, pad, title_h = 20, 8, 34
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_w = int(max(measure.textlength(label, font=font) for label, _ in rows)) + 2 * pad
     cols = max(len(frames) for _, frames in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(2.4 * cols, 2.6 * len(rows)), squeeze=False)
+    width = label_w + cols * (tile + pad) + pad
+    height = title_h + len(rows) * (tile + caption_h + pad) + pad
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((pad, pad), title, fill="black", font=ImageFont.load_default(size=18))
     for r, (label, frames) in enumerate(rows):
-        for c in range(cols):
-            panel = axes[r][c]
-            panel.axis("off")
-            if c >= len(frames):
-                continue
-            epoch, file = frames[c]
+        top = title_h + r * (tile + caption_h + pad)
+        draw.text((pad, top + caption_h + tile // 2 - 8), label, fill="black", font=font)
+        for c, (epoch, file) in enumerate(frames):
+            left = label_w + c * (tile + pad)
+            draw.text((left, top), f"epoch {epoch}", fill="black", font=font)
             with Image.open(file) as image:
-                panel.imshow(np.asarray(image.convert("RGB")))
-            panel.set_title(f"{label}\nepoch {epoch}" if c == 0 else f"epoch {epoch}", fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+                canvas.paste(image.convert("RGB").resize((tile, tile), Image.NEAREST), (left, top + caption_h))
+    canvas.save(path)
     return path
 
 

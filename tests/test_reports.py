@@ -26,7 +26,7 @@ EVAL_KEYS = ("fid", "kid", "is", "real_acc", "fake_acc", "images_per_s")
 
 
 # --- the store -------------------------------------------------------------------------------
-def _train_store(folder: Path, uri: str, backbone_ready: bool) -> dict[tuple[str, str, int], str]:
+def _train_store(folder: Path, uri: str) -> dict[tuple[str, str, int], str]:
     from harness import train
     from harness.config import RunConfig
 
@@ -37,33 +37,10 @@ def _train_store(folder: Path, uri: str, backbone_ready: bool) -> dict[tuple[str
                 config = RunConfig(
                     variant=variant, dataset=dataset, epochs=2, batch_size=32, max_images=128, width=0.125,
                     seed=seed, tracking_uri=uri, progress=False, checkpoint_dir=str(folder / "ck"),
-                    eval_every=1 if backbone_ready else 0, eval_samples=32,
+                    eval_every=1, eval_samples=32,
                     backbone="cifar10_classifier")
                 ids[(variant, dataset, seed)] = train.run(config, log=lambda *a: None).run_id
     return ids
-
-
-def _log_scores(uri: str, ids: dict) -> None:
-    """Without an evaluator, score the real runs with fixed made-up values (as an evaluator would log)."""
-    import time
-
-    from mlflow.entities import Metric, Param
-
-    from harness import tracking
-
-    client = tracking.client(uri)
-    rng = np.random.default_rng(0)
-    now = int(time.time() * 1000)
-    for (variant, _, _), run_id in ids.items():
-        shift = 25.0 if variant == "bn" else 0.0
-        metrics = []
-        for step in (1, 2):
-            metrics += [Metric("fid", float(300 - 10 * step + shift + rng.normal(0, 3)), now, step),
-                        Metric("kid", float(0.3 + rng.normal(0, 0.01)), now, step),
-                        Metric("is", float(1.5 + rng.random()), now, step)]
-        params = [Param("eval_backbone", "cifar10_classifier"), Param("eval_n_real", "128"),
-                  Param("eval_n_fake", "32")]
-        client.log_batch(run_id, metrics=metrics, params=params)
 
 
 def _failed_run(uri: str) -> str:
@@ -96,19 +73,14 @@ def _study(storage: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, request):
-    """A tracking store of real short runs, a failed run and a study; the report built from it."""
-    root = os.environ["HARNESS_DATA_DIR"]
-    if not (Path(root) / "cifar-10-batches-py").is_dir():
-        pytest.skip(f"CIFAR-10 not found under {root}")
+def store(tmp_path_factory, tiny_backbone):
+    """A tracking store of real short runs (scored with the tiny backbone), a failed run and a
+    study; the report built from it through the CLI."""
     folder = tmp_path_factory.mktemp("report_store")
-    backbone_ready = _has_backbone(request)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)  # artifacts go to ./mlruns
         uri = f"sqlite:///{folder / 'mlflow.db'}"
-        ids = _train_store(folder, uri, backbone_ready)
-        if not backbone_ready:
-            _log_scores(uri, ids)
+        ids = _train_store(folder, uri)
         failed = _failed_run(uri)
         storage = f"sqlite:///{folder / 'optuna.db'}"
         _study(storage)
@@ -117,16 +89,6 @@ def store(tmp_path_factory, request):
                      "--experiment", "cats", "--format", "md,csv,tex,html", "--storage", storage])
     assert code == 0
     return {"uri": uri, "ids": ids, "failed": failed, "out": out, "storage": storage, "folder": folder}
-
-
-def _has_backbone(request) -> bool:
-    """True when the metrics package can score runs (a tiny trained backbone is ready)."""
-    try:
-        import harness.metrics.evaluator  # noqa: F401
-        request.getfixturevalue("tiny_backbone")
-    except Exception:
-        return False
-    return True
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
