@@ -208,6 +208,8 @@ def _which_generator(parser: argparse.ArgumentParser) -> None:
                    help="the FINISHED run with the lowest final FID in --dataset's experiment")
     g.add_argument("--dataset", help="with --best: the dataset whose experiment to search")
     g.add_argument("--experiment", help="with --best: search this experiment instead")
+    g.add_argument("--eval-backbone", help="with --best: only FIDs from this backbone (e.g. inception)")
+    g.add_argument("--eval-samples", type=int, help="with --best: only FIDs from this many generated images")
     _tracking(parser)
 
 
@@ -215,7 +217,8 @@ def _generator_uri(args: argparse.Namespace) -> str:
     from harness import sampling
 
     return sampling.model_uri(args.tracking_uri, run_id=args.run_id, model=args.model, best=args.best,
-                              dataset=args.dataset, experiment=args.experiment)
+                              dataset=args.dataset, experiment=args.experiment,
+                              backbone=args.eval_backbone, eval_samples=args.eval_samples)
 
 
 def _add_sample(sub) -> None:

@@ -21,6 +21,8 @@ from harness.errors import ConfigError, TrackingError
 # Registry stages MLflow still accepts after ``models:/NAME/``; anything else
 # that is not a version number is taken as an alias.
 _STAGES = {"latest", "none", "staging", "production", "archived"}
+# The params that say how a run's FID was computed (logged by the evaluator).
+EVAL_PARAMS = ("eval_backbone", "eval_n_real", "eval_n_fake")
 
 
 # --- which model -----------------------------------------------------------------------
@@ -31,8 +33,14 @@ def experiment_for(dataset: str) -> str:
     return RunConfig(variant="", dataset=dataset).resolved().experiment
 
 
-def best_run(tracking_uri: str, experiment: str) -> tuple[str, float]:
-    """(run id, FID) of the FINISHED run in ``experiment`` with the lowest final ``fid``."""
+def best_run(tracking_uri: str, experiment: str, backbone: str | None = None,
+             eval_samples: int | None = None) -> tuple[str, float]:
+    """(run id, FID) of the FINISHED run in ``experiment`` with the lowest final ``fid``.
+
+    FIDs from different backbones or sample counts are not comparable, so the
+    candidates must share one (eval_backbone, eval_n_real, eval_n_fake); the
+    optional filters pick one when they do not.
+    """
     from harness import tracking
 
     client = tracking.client(tracking_uri)
@@ -44,16 +52,34 @@ def best_run(tracking_uri: str, experiment: str) -> tuple[str, float]:
     while True:
         page = client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
                                   max_results=1000, page_token=token)
-        scored += [(r.data.metrics["fid"], r.info.start_time, r.info.run_id) for r in page
-                   if math.isfinite(r.data.metrics.get("fid", math.nan))]
+        for r in page:
+            key = tuple(r.data.params.get(k) for k in EVAL_PARAMS)
+            if (math.isfinite(r.data.metrics.get("fid", math.nan))
+                    and backbone in (None, key[0]) and eval_samples in (None, _int(key[2]))):
+                scored.append((r.data.metrics["fid"], r.info.start_time, r.info.run_id, key))
         token = page.token
         if not token:
             break
     if not scored:
-        raise ConfigError(f"--best: no FINISHED run in experiment {experiment!r} has a final FID; "
+        where = "".join(f", {flag} {value}" for flag, value in (("--eval-backbone", backbone),
+                        ("--eval-samples", eval_samples)) if value is not None)
+        raise ConfigError(f"--best: no FINISHED run in experiment {experiment!r}{where} has a final FID; "
                           "train with --eval-every K (e.g. 5), or pick a run with --run-id.")
-    fid, _, run_id = min(scored)
+    keys = sorted({key for *_, key in scored}, key=str)
+    if len(keys) > 1:
+        kinds = "; ".join(f"{b or 'backbone not recorded'}, {f or '?'} generated images: "
+                          f"{sum(k == (b, r, f) for *_, k in scored)} run(s)" for b, r, f in keys)
+        raise ConfigError(f"--best: the final FIDs in {experiment!r} were computed differently ({kinds}) and "
+                          "are not comparable; choose with --eval-backbone NAME and/or --eval-samples N.")
+    fid, _, run_id, _ = min(scored)
     return run_id, fid
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def registry_uri(uri: str) -> str:
@@ -67,8 +93,12 @@ def registry_uri(uri: str) -> str:
 
 def model_uri(tracking_uri: str, *, run_id: str | None = None, model: str | None = None,
               best: bool = False, dataset: str | None = None, experiment: str | None = None,
-              log=print) -> str:
-    """The MLflow URI of the generator named by exactly one of ``run_id``, ``model``, ``best``."""
+              backbone: str | None = None, eval_samples: int | None = None, log=print) -> str:
+    """The MLflow URI of the generator named by exactly one of ``run_id``, ``model``, ``best``.
+
+    ``best`` searches ``experiment`` (default: the one ``dataset`` trains into),
+    optionally only FIDs from ``backbone`` and ``eval_samples`` generated images.
+    """
     from harness import tracking
 
     if sum((run_id is not None, model is not None, best)) != 1:
@@ -82,7 +112,7 @@ def model_uri(tracking_uri: str, *, run_id: str | None = None, model: str | None
         if not (dataset or experiment):
             raise ConfigError("--best needs --dataset NAME (or --experiment NAME) to know where to look.")
         experiment = experiment or experiment_for(dataset)
-        run_id, fid = best_run(tracking_uri, experiment)
+        run_id, fid = best_run(tracking_uri, experiment, backbone, eval_samples)
         log(f"best run in {experiment!r} by final FID: {run_id} (fid {fid:.2f})")
     try:
         tracking.client(tracking_uri).get_run(run_id)

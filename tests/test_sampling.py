@@ -37,12 +37,15 @@ def log_generator(uri: str, experiment: str = "horses") -> str:
     return logger.run_id
 
 
-def scored_run(uri: str, experiment: str, fids: list[float], status: str = "FINISHED") -> str:
+def scored_run(uri: str, experiment: str, fids: list[float], status: str = "FINISHED",
+               backbone: str = "inception") -> str:
     """A run (without a generator) whose ``fid`` is ``fids[k]`` at step k + 1."""
     from harness import tracking
 
     client = tracking.client(uri)
     run = client.create_run(tracking.experiment_id(uri, experiment))
+    for key, value in (("eval_backbone", backbone), ("eval_n_real", "5000"), ("eval_n_fake", "5000")):
+        client.log_param(run.info.run_id, key, value)
     for step, fid in enumerate(fids, 1):
         client.log_metric(run.info.run_id, "fid", fid, step=step)
     client.set_terminated(run.info.run_id, status)
@@ -131,10 +134,19 @@ def test_best_is_the_lowest_final_fid_of_finished_runs(store):
     scored_run(store, "cats", [0.5], status="FAILED")
     scored_run(store, "cats", [float("nan")])
     best = log_generator(store, "cats")
-    tracking.client(store).log_metric(best, "fid", 5.0, step=1)
+    client = tracking.client(store)
+    for key, value in (("eval_backbone", "inception"), ("eval_n_real", "5000"), ("eval_n_fake", "5000")):
+        client.log_param(best, key, value)
+    client.log_metric(best, "fid", 5.0, step=1)
     assert sampling.best_run(store, "cats") == (best, 5.0)
     assert sampling.model_uri(store, best=True, dataset="cifar10:cats", log=lambda _: None) == \
         tracking.generator_uri(store, best)
+
+    # FIDs from another backbone are not comparable: refuse to mix, unless told which.
+    scored_run(store, "cats", [2.0], backbone="cifar10_classifier")
+    with pytest.raises(ConfigError, match="not comparable"):
+        sampling.best_run(store, "cats")
+    assert sampling.best_run(store, "cats", backbone="inception") == (best, 5.0)
 
 
 def test_registry_alias_and_uri_forms(store, tmp_path):
