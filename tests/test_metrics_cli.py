@@ -26,10 +26,10 @@ def test_backbone_train_passes_its_flags_to_the_library(monkeypatch, capsys, tmp
     assert "test accuracy 83.12% in 20.0 min" in capsys.readouterr().out
 
 
-def test_eval_reports_an_unknown_run_without_a_traceback(tracking_uri, capsys):
-    code = cli.main(["eval", "--run-id", "0" * 32, "--tracking-uri", tracking_uri])
+def test_eval_reports_a_missing_store_without_a_traceback(tmp_path, capsys):
+    code = cli.main(["eval", "--run-id", "0" * 32, "--tracking-uri", f"sqlite:///{tmp_path}/nowhere/m.db"])
     assert code == 2
-    assert "error: run 000" in capsys.readouterr().err
+    assert "error: tracking store" in capsys.readouterr().err
 
 
 def test_eval_refuses_too_few_samples(capsys):

@@ -62,12 +62,10 @@ def test_scores_are_logged_into_the_run_at_its_last_epoch(finished_run, tracking
         (metric,) = client.get_metric_history(finished_run, key)
         assert metric.step == 2 and metric.value == pytest.approx(scores[key])
 
+    with pytest.raises(TrackingError, match="run 0+ is not in tracking store"):
+        evaluate_run("0" * 32, tracking_uri=tracking_uri)
     # A second evaluation with another sample count would make the run's values mean two things.
     with pytest.raises(ConfigError, match="eval_n_fake=20, not 30.*--eval-samples"):
         evaluate_run(finished_run, tracking_uri=tracking_uri, eval_samples=30, backbone="inception",
                      inception_path=graph_file, log=lambda *_: None)
 
-
-def test_an_unknown_run_is_reported(tracking_uri):
-    with pytest.raises(TrackingError, match="not in tracking store"):
-        evaluate_run("0" * 32, tracking_uri=tracking_uri)

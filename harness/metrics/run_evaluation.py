@@ -32,6 +32,7 @@ def evaluate_run(run_id: str, *, tracking_uri: str = DEFAULT_TRACKING_URI, eval_
     from harness.sampling import load_generator
 
     # --- the run, its config and its last epoch -------------------------------------
+    tracking.ensure_store(tracking_uri)
     client = tracking.client(tracking_uri)
     try:
         run = client.get_run(run_id)
