@@ -220,6 +220,7 @@ def find_resumable(config: RunConfig) -> str:
     from harness import tracking
 
     config = config.resolved()
+    tracking.ensure_store(config.tracking_uri)  # fail fast, not after the client's retries
     client = tracking.client(config.tracking_uri)
     experiment = client.get_experiment_by_name(config.experiment)
     if experiment is not None:

@@ -47,6 +47,8 @@ CASES = {
                                   ["'a_file' is a file, not a folder", "--tracking-uri"]),
     "tracking_server_unreachable": (RUN + ["--tracking-uri", "http://127.0.0.1:{port}"], 2,
                                     ["tracking server 'http://127.0.0.1:", "unreachable", "mlflow server"]),
+    "resume_with_server_unreachable": (RUN + ["--resume", "--tracking-uri", "http://127.0.0.1:{port}"], 2,
+                                       ["tracking server 'http://127.0.0.1:", "unreachable"]),
 }
 
 
@@ -84,7 +86,8 @@ def test_bad_input_gets_one_clear_message(outcomes: dict, name: str) -> None:
     assert not list(cwd.glob("**/*.npz"))
 
 
-def test_unreachable_server_fails_before_any_training(outcomes: dict) -> None:
-    code, out, err, seconds, cwd = outcomes["tracking_server_unreachable"]
+@pytest.mark.parametrize("name", ["tracking_server_unreachable", "resume_with_server_unreachable"])
+def test_unreachable_server_fails_before_any_training(outcomes: dict, name: str) -> None:
+    code, out, err, seconds, cwd = outcomes[name]
     assert out == ""  # no "run <id>: ..." line: no run was started, nothing trained
     assert seconds < 60  # a refused connection answers at once (no retries, no model built)
