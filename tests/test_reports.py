@@ -139,6 +139,8 @@ def test_ablation_pairs_by_seed_and_matches_the_t_formula(store):
         assert float(row["ci_high"]) == pytest.approx(mean + stats.t.ppf(0.975, n - 1) * se, rel=1e-9)
         assert float(row["t_p"]) == pytest.approx(2 * stats.t.sf(abs(t), n - 1), rel=1e-9)
         assert float(row["wilcoxon_p"]) == pytest.approx(0.5)  # exact, n = 2: both signs equal
+    p = sorted(float(r["t_p"]) for r in rows)  # two rows: Holm multiplies the smaller p by 2
+    assert sorted(float(r["holm_p"]) for r in rows) == pytest.approx([min(1, 2 * p[0]), max(min(1, 2 * p[0]), p[1])])
 
 
 def test_failed_runs_are_listed_and_left_out(store):
@@ -239,6 +241,13 @@ def test_paired_test_against_hand_computed_values():
     assert result.ci_low == pytest.approx(-1.75 - 3.182446305284263 * se)  # t table, 97.5 %, 3 dof
     assert result.wilcoxon_p == pytest.approx(0.125)  # exact: all four signs negative, 2 / 2**4
     assert paired_test([1.0], [2.0]).ci_low is None  # one seed: no interval, no test
+
+
+def test_holm_adjustment_by_hand():
+    from reports.ablation import holm
+
+    # sorted 0.01, 0.02, 0.04 -> 3 * 0.01, max(0.03, 2 * 0.02), max(0.04, 1 * 0.04)
+    assert holm([0.04, None, 0.01, 0.02]) == pytest.approx([0.04, None, 0.03, 0.04])
 
 
 @pytest.fixture(scope="module")
