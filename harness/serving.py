@@ -37,7 +37,7 @@ import pandas as pd
 
 KERAS_ARTIFACT = "keras_model"  # the artifacts key of the .keras file
 KERAS_FILE = "generator.keras"
-MAX_IMAGES = 256  # per request; model_config "max_images" overrides it
+MAX_IMAGES = 256  # per request; model_config "max_images_per_request" overrides it
 FORMATS = ("uint8", "png")
 _BATCH = 256
 
@@ -102,7 +102,7 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
         self.generator = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False,
                                                  safe_mode=True)
         self.latent_dim = int(self.generator.input_shape[-1])
-        self.max_images = int((context.model_config or {}).get("max_images", MAX_IMAGES))
+        self.max_images = int((context.model_config or {}).get("max_images_per_request", MAX_IMAGES))
 
     # The DataFrame hint tells MLflow to keep the explicit signature (no inference).
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:

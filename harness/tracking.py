@@ -2,7 +2,7 @@
 
 Writes are batched (one ``log_batch`` per epoch: per-call writes cost ~30 ms
 on SQLite). The run is the fluent active run of this process, so that
-``mlflow.keras.log_model`` links the generator to it; every other write goes
+``mlflow.pyfunc.log_model`` links the generator to it; every other write goes
 through the client with an explicit run id.
 """
 
@@ -250,7 +250,7 @@ class RunLogger:
                 artifacts={serving.KERAS_ARTIFACT: str(keras_file)},
                 signature=serving.signature(), input_example=serving.INPUT_EXAMPLE,
                 pip_requirements=pip_requirements,
-                model_config={"max_images": serving.MAX_IMAGES},
+                model_config={"max_images_per_request": serving.MAX_IMAGES},
                 metadata={"latent_dim": int(generator.input_shape[-1]),
                           "image_shape": [int(d) for d in generator.output_shape[1:]]},
             )
