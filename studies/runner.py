@@ -126,9 +126,14 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
     search = settings.search_space()
     resolve(settings.variant)
     base = settings.base_config()
-    smallest_batch = min(_values(search.get("batch_size", base.batch_size)))
-    load_dataset(settings.dataset, image_size=settings.image_size, max_images=settings.max_images,
-                 min_images=smallest_batch)  # also fills the decode cache before workers share it
+    largest_batch = max(_values(search.get("batch_size", base.batch_size)))
+    # Loading also fills the decode cache before workers share it.
+    images = len(load_dataset(settings.dataset, image_size=settings.image_size,
+                              max_images=settings.max_images).images)
+    if images < largest_batch:
+        raise ConfigError(f"{settings.dataset!r} gives {images} images, fewer than the largest batch size "
+                          f"searched ({largest_batch}); add images (--max-images) or search smaller "
+                          "batches, e.g. --param batch_size=32,64.")
     sampler_for(settings, search, 0, 0)  # a missing optional package fails here, not in a worker
     backbone = _backbone_name(settings)  # a missing backbone too, before any trial exists
     # The MLflow database and experiment are created here, before any worker:

@@ -41,7 +41,7 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ["HARNESS_CACHE_DIR"] = str(cache)
     os.chdir(cache)  # its MLflow artifacts land here, not in the repository
     try:
-        train_backbone(epochs=1, max_images=256, width=2, batch_size=128, cache_dir=cache,
+        train_backbone(epochs=1, max_images=128, width=2, batch_size=128, cache_dir=cache, jit_compile=False,
                        tracking_uri=f"sqlite:///{cache / 'backbone.db'}", log=lambda *_: None)
     finally:
         os.chdir(cwd)

@@ -92,12 +92,12 @@ def postgres_url() -> str:
 def test_two_workers_share_one_postgres_study(tracking_uri, data_root, tiny_backbone):
     url = postgres_url()
     name = f"pg-{uuid.uuid4().hex[:8]}"
-    summary = run_study(StudySettings(trials=4, workers=2, storage=url, study_name=name,
+    summary = run_study(StudySettings(trials=3, workers=2, storage=url, study_name=name,
                                       tracking_uri=tracking_uri, **TINY), log=lambda *_: None)
-    assert summary["trials"] == 4
+    assert summary["trials"] == 3 and summary["failed_workers"] == 0
 
     study = optuna.load_study(study_name=name, storage=storages.normalise(url))
-    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]  # none lost, none duplicated
+    assert sorted(t.number for t in study.trials) == [0, 1, 2]  # none lost, none duplicated
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both workers ran trials
     check_agreement(study, tracking_uri, summary["parent_run_id"])
