@@ -49,7 +49,9 @@ def kernel_inception_distance(
 
     real_feats (n_real, d), fake_feats (n_fake, d): features of the two sets.
     Each subset takes m = min(n_real, n_fake, max_subset_size) rows of each set
-    without replacement; ``seed`` fixes the draws.
+    without replacement; ``seed`` fixes the draws. When neither set is larger
+    than m every subset is a whole set (the estimator ignores order), so the
+    std is 0 and says nothing about the spread.
     """
     real = np.asarray(real_feats, dtype=np.float64)
     fake = np.asarray(fake_feats, dtype=np.float64)
