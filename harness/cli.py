@@ -566,9 +566,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         _unknown_flags(parser, args, extra)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # --data-root reaches every loader (data, metrics) through the environment,
+    # for this command only: main() is also called in-process (tests, notebooks).
+    previous_root = os.environ.get("HARNESS_DATA_DIR")
     if getattr(args, "data_root", None):
         os.environ["HARNESS_DATA_DIR"] = args.data_root
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return args.handler(args) or 0
     except HarnessError as exc:
@@ -583,3 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: the run is marked KILLED and its checkpoint kept; continue it with --resume",
               file=sys.stderr)
         return 130
+    finally:
+        if previous_root is None:
+            os.environ.pop("HARNESS_DATA_DIR", None)
+        else:
+            os.environ["HARNESS_DATA_DIR"] = previous_root
