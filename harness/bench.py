@@ -161,7 +161,7 @@ def sampling_rate(spec: VariantSpec, batch: int = 1000, repeats: int = 3) -> flo
 
 def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4"), *, batch: int = 128,
                   steps: int = 20, repeats: int = 3, width: float = 1.0, xla: str = "auto",
-                  steps_per_execution: int = 1, log=print) -> dict[str, Any]:
+                  steps_per_execution: int = 1, compare_xla: bool = False, log=print) -> dict[str, Any]:
     """Measure every variant; return the JSON-able result (see ``python -m harness bench --json``)."""
     import keras
     import tensorflow as tf
@@ -178,14 +178,18 @@ def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4")
     }
     for name in variants:
         spec = resolve(name).scaled(width) if width != 1.0 else resolve(name)
-        harness = HarnessTrainer(spec, batch, xla, steps_per_execution)
-        notebook = NotebookTrainer(spec, batch)
-        harness.run(2 * steps_per_execution)  # compile and warm up both before timing
-        notebook.run(2)
-        ours, theirs = [], []
-        for _ in range(repeats):  # A B A B ...: drift hits both alike
-            ours.append(harness.run(steps))
-            theirs.append(notebook.run(steps))
+        trainers = {"harness": HarnessTrainer(spec, batch, xla, steps_per_execution),
+                    "notebook": NotebookTrainer(spec, batch)}
+        if compare_xla:  # the same step with XLA the other way round
+            other = "off" if xla == "on" else "on"
+            trainers[f"harness_xla_{other}"] = HarnessTrainer(spec, batch, other, steps_per_execution)
+        for trainer in trainers.values():  # compile and warm up everything before timing
+            trainer.run(2 * steps_per_execution if isinstance(trainer, HarnessTrainer) else 2)
+        runs: dict[str, list[float]] = {key: [] for key in trainers}
+        for _ in range(repeats):  # A B A B ...: drift hits every configuration alike
+            for key, trainer in trainers.items():
+                runs[key].append(trainer.run(steps))
+        ours, theirs = runs["harness"], runs["notebook"]
         flops = step_flops(spec)
         h, n = statistics.median(ours), statistics.median(theirs)
         row = {
@@ -195,8 +199,13 @@ def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4")
             "sampling_img_s": sampling_rate(spec),
             "harness_runs": ours, "notebook_runs": theirs,
         }
+        for key in trainers:
+            if key.startswith("harness_xla_"):
+                row[f"{key}_img_s"] = statistics.median(runs[key])
+                row[f"{key}_runs"] = runs[key]
         result["variants"][name] = row
-        log(f"{name}: harness {h:.1f} img/s, notebook {n:.1f} img/s, x{h / n:.2f}; "
+        extra = "".join(f", {k} {statistics.median(v):.1f} img/s" for k, v in runs.items() if k.startswith("harness_xla"))
+        log(f"{name}: harness {h:.1f} img/s, notebook {n:.1f} img/s, x{h / n:.2f}{extra}; "
             f"{flops / 1e9:.2f} GFLOP/img -> {row['achieved_gflops']:.1f} GFLOP/s"
             + (f" ({100 * row['peak_fraction']:.0f}% of peak)" if row["peak_fraction"] else ""))
     return result

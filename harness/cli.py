@@ -343,6 +343,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--width", type=_positive_float, default=1.0, help="layer-width multiplier (smoke tests)")
     p.add_argument("--xla", default="auto", choices=("auto", "on", "off"))
     p.add_argument("--steps-per-execution", type=int, default=1)
+    p.add_argument("--compare-xla", action="store_true", help="also time the step with XLA the other way")
     p.set_defaults(handler=cmd_bench)
 
 
@@ -356,7 +357,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     log = (lambda *_: None) if args.json else print
     result = run_benchmark(names, batch=args.batch_size, steps=args.steps, repeats=args.repeats,
                            width=args.width, xla=args.xla, steps_per_execution=args.steps_per_execution,
-                           log=log)
+                           compare_xla=args.compare_xla, log=log)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
