@@ -71,7 +71,8 @@ def resolve(name: str) -> VariantSpec:
             )
         seen[axis] = token
         changes[axis] = value
-    return base.replace(name=name, **changes)
+    source = f"{base.name} with " + ", ".join(f"{TOKENS[t][0]}={TOKENS[t][1]}" for t in tokens)
+    return base.replace(name=name, source=source, **changes)
 
 
 def canonical_name(spec: VariantSpec) -> str:
