@@ -100,7 +100,7 @@ class HarnessTrainer:
 
     def run(self, steps: int) -> float:
         start = time.perf_counter()
-        self.gan.fit(self.data, epochs=1, steps_per_epoch=steps, verbose=0)
+        self.gan.fit(self.data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
         return steps * self.batch / (time.perf_counter() - start)
 
 

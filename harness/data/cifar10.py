@@ -9,7 +9,6 @@ so a tampered file cannot run code even if it matched a checksum.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import pickle
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.checksums import md5_of
 from harness.data.dataset import data_root as default_data_root
 from harness.errors import ConfigError, DataError
 
@@ -52,15 +52,6 @@ CLASSES = {(label if label == "deer" else label + "s"): index for index, label i
 
 # (resolved path, size, mtime_ns) -> md5, so one process hashes a file once.
 _verified: dict[tuple[str, int, int], str] = {}
-
-
-def md5_of(path: Path) -> str:
-    """Return the hex md5 of the file at ``path``."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(path: Path, expected: str) -> None:

@@ -296,6 +296,6 @@ def _to_32(images: np.ndarray) -> np.ndarray:
 
 
 def _md5(path: Path) -> str:
-    from harness.metrics.backbones.inception import md5_of
+    from harness.checksums import md5_of
 
     return md5_of(path)

@@ -19,7 +19,6 @@ runs a Session, with a placeholder whose batch dimension is free mapped onto
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.checksums import md5_of
 from harness.errors import ConfigError, DataError
 
 NAME = "inception-2015-12-05"
@@ -102,14 +102,6 @@ def find_graph(inception_path: str | Path | None = None, data_root: Path | None 
             )
         return found[0]
     return next((p for p in candidates(None, data_root, cache_dir) if p.is_file()), None)
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(dest_dir: Path, *, expected_md5: str | None = None, url: str = URL, timeout: float = 60) -> Path:
