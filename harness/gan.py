@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from harness.kernels import accelerate
 from variants.builders import build_discriminator, build_generator
 from variants.spec import VariantSpec
 
@@ -43,6 +44,8 @@ class GAN(keras.Model):
         self.spec = spec
         self.generator = build_generator(spec)
         self.discriminator = build_discriminator(spec)
+        accelerate(self.generator)  # CPU only; same weights and saved form
+        accelerate(self.discriminator)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRAIN_METRICS}
 

@@ -1,0 +1,100 @@
+"""The faster CPU convolution computes exactly what Conv2D computes."""
+
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from harness.kernels import _subpixel_call, accelerate, eligible, eligible_transpose, tap_convolution
+from variants import resolve
+from variants.builders import build_generator
+
+
+@pytest.mark.parametrize("kernel,c_in,c_out,size", [(3, 16, 3, 8), (4, 16, 3, 8), (5, 8, 1, 7), (1, 8, 3, 6), (2, 4, 8, 5)])
+def test_tap_convolution_matches_conv2d_and_its_gradients(kernel, c_in, c_out, size):
+    rng = np.random.default_rng(kernel * 100 + c_out)
+    x = tf.constant(rng.standard_normal((2, size, size, c_in)), tf.float32)
+    w = tf.constant(rng.standard_normal((kernel, kernel, c_in, c_out)), tf.float32)
+    dy = tf.constant(rng.standard_normal((2, size, size, c_out)), tf.float32)
+
+    def with_grads(conv):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            y = conv(x, w)
+            loss = tf.reduce_sum(y * dy)
+        return [y, *tape.gradient(loss, [x, w])]
+
+    ours = with_grads(tap_convolution)
+    reference = with_grads(lambda a, b: tf.nn.conv2d(a, b, strides=1, padding="SAME"))
+    for got, want, what in zip(ours, reference, ("output", "input gradient", "kernel gradient")):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4, err_msg=what)
+
+
+def test_accelerated_generator_is_unchanged_in_output_and_saved_form(tmp_path):
+    import keras
+
+    spec = resolve("bn_kernel4").scaled(0.125)
+    plain, fast = build_generator(spec), build_generator(spec)
+    fast.set_weights(plain.get_weights())
+    names = [layer.name for layer in fast.layers if type(layer).__name__ == "Conv2DTranspose"]
+    assert accelerate(fast, force=True) == [*names, "image"] and len(names) == 3
+    z = np.random.default_rng(0).standard_normal((4, spec.latent_dim)).astype(np.float32)
+    np.testing.assert_allclose(fast(z).numpy(), plain(z).numpy(), atol=1e-5)
+
+    fast.save(tmp_path / "g.keras")
+    loaded = keras.saving.load_model(tmp_path / "g.keras", compile=False, safe_mode=True)
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in plain.layers]
+    assert not any("call" in vars(layer) or "convolution_op" in vars(layer) for layer in loaded.layers)
+    np.testing.assert_allclose(loaded(z).numpy(), plain(z).numpy(), atol=1e-5)
+
+
+def test_only_stride_one_same_convolutions_with_few_filters_are_eligible():
+    from keras import layers
+
+    inputs = layers.Input((8, 8, 4))
+    for layer, expected in [
+        (layers.Conv2D(3, 3, padding="same"), True),
+        (layers.Conv2D(64, 3, padding="same"), False),
+        (layers.Conv2D(3, 3, strides=2, padding="same"), False),
+        (layers.Conv2D(3, 3, padding="valid"), False),
+        (layers.Conv2DTranspose(3, 3, padding="same"), False),
+    ]:
+        layer(inputs)
+        assert eligible(layer) is expected, layer
+    for kernel, expected in [(4, True), (3, False)]:
+        layer = layers.Conv2DTranspose(3, kernel, strides=2, padding="same")
+        layer(inputs)
+        assert eligible_transpose(layer) is expected
+
+
+@pytest.mark.parametrize("kernel,c_in,c_out,size", [(3, 8, 4, 4), (4, 8, 4, 4), (5, 4, 4, 3), (2, 4, 6, 5), (3, 4, 3, 1)])
+def test_subpixel_transpose_matches_conv2d_transpose_and_its_gradients(kernel, c_in, c_out, size):
+    from keras import layers
+
+    rng = np.random.default_rng(kernel * 10 + size)
+    x = tf.constant(rng.standard_normal((2, size, size, c_in)), tf.float32)
+    plain = layers.Conv2DTranspose(c_out, kernel, strides=2, padding="same", activation="tanh")
+    fast = layers.Conv2DTranspose(c_out, kernel, strides=2, padding="same", activation="tanh")
+    plain(x), fast(x)
+    fast.set_weights([w + rng.standard_normal(w.shape).astype(np.float32) for w in plain.get_weights()])
+    plain.set_weights(fast.get_weights())
+    fast.call = types.MethodType(_subpixel_call, fast)
+    dy = tf.constant(rng.standard_normal((2, 2 * size, 2 * size, c_out)), tf.float32)
+
+    def with_grads(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * dy)
+        return [layer(x), *tape.gradient(loss, [x, *layer.trainable_variables])]
+
+    for got, want, what in zip(with_grads(fast), with_grads(plain), ("output", "input", "kernel", "bias")):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4, err_msg=what)
+
+
+def test_the_gan_trains_with_the_faster_formulations_on_cpu():
+    from harness.gan import GAN
+
+    gan = GAN(resolve("bn_kernel4").scaled(0.125))
+    swapped = [layer.name for layer in gan.generator.layers if {"call", "convolution_op"} & set(vars(layer))]
+    assert len(swapped) == 4  # three transposed convolutions and the output convolution
