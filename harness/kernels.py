@@ -58,18 +58,23 @@ def tap_convolution(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     return out
 
 
-def _phase_taps(kernel: int) -> list[list[tuple[int, int]]]:
+def _phases(kernel: int) -> list[tuple[int, int, int]]:
     """For output parity 0 and 1 of a stride-2 ``same`` transposed convolution of
-    one dimension: the (kernel tap, input offset) pairs that reach it.
+    one dimension: (its last kernel tap, padding before, padding after).
 
     The transposed convolution is the gradient of a stride-2 convolution with
     ``pad_before = (kernel - 2) // 2``, so output ``2m + r`` collects input
-    ``m + d`` through tap ``t`` whenever ``2d = r + pad_before - t``.
+    ``m + d`` through tap ``t`` whenever ``2d = r + pad_before - t``: every
+    other tap, counted down from the last of that parity, at offsets rising
+    one by one.
     """
     before = (kernel - 2) // 2
-    return [sorted(((t, (r + before - t) // 2) for t in range(kernel) if (r + before - t) % 2 == 0),
-                   key=lambda pair: pair[1])
-            for r in (0, 1)]
+    phases = []
+    for r in (0, 1):
+        taps = [t for t in range(kernel) if (r + before - t) % 2 == 0]
+        offsets = [(r + before - t) // 2 for t in taps]
+        phases.append((max(taps), -min(offsets), max(offsets)))
+    return phases
 
 
 def subpixel_transpose(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
@@ -81,14 +86,12 @@ def subpixel_transpose(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     zeros, but as ordinary convolutions, which TensorFlow's CPU kernels run
     about twice as fast. ``kernel`` is Keras's (kh, kw, out, in) layout.
     """
-    rows, cols = _phase_taps(kernel.shape[0]), _phase_taps(kernel.shape[1])
     phases = []
-    for row in rows:
-        for col in cols:
-            # (kh', kw', out, in) -> conv2d's (kh', kw', in, out)
-            sub = tf.stack([tf.stack([kernel[t, u] for u, _ in col]) for t, _ in row])
-            sub = tf.transpose(sub, [0, 1, 3, 2])
-            pad = [[0, 0], [-row[0][1], row[-1][1]], [-col[0][1], col[-1][1]], [0, 0]]
+    for last_row, top, bottom in _phases(kernel.shape[0]):
+        for last_col, left, right in _phases(kernel.shape[1]):
+            # Every other tap, backwards; (kh', kw', out, in) -> conv2d's (kh', kw', in, out).
+            sub = tf.transpose(kernel[last_row::-2, last_col::-2], [0, 1, 3, 2])
+            pad = [[0, 0], [top, bottom], [left, right], [0, 0]]
             phases.append(tf.nn.conv2d(inputs, sub, strides=1, padding=pad))
     return tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
 
