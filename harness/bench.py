@@ -104,16 +104,14 @@ class HarnessTrainer:
     """The harness's compiled training step, fed from an in-memory tf.data pipeline."""
 
     def __init__(self, spec: VariantSpec, batch: int, xla: str, steps_per_execution: int = 1):
-        import tensorflow as tf
-
+        from harness.data.pipeline import repeated_batches
         from harness.gan import GAN
 
         self.gan = GAN(spec, seed=0)
         self.gan.compile(jit_compile={"auto": "auto", "on": True, "off": False}[xla],
                          steps_per_execution=steps_per_execution)
         self.batch = batch
-        self.data = tf.data.Dataset.from_tensor_slices(_images(batch, spec, 8)).repeat().batch(
-            batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        self.data = repeated_batches(_images(batch, spec, 8), batch)
 
     def run(self, steps: int) -> float:
         start = time.perf_counter()

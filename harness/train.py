@@ -86,23 +86,16 @@ def run(config: RunConfig, *, resume: str | None = None,
     import keras
     import tensorflow as tf
 
-    from harness.gan import GAN
     from harness.callbacks import NonFiniteGuard, ProgressBar
+    from harness.data.pipeline import epoch_batches
+    from harness.gan import GAN
 
     keras.utils.set_random_seed(config.seed)
     gan = GAN(spec, seed=config.seed)
     gan.compile(jit_compile={"auto": "auto", "on": True, "off": False}[config.xla],
                 steps_per_execution=config.steps_per_execution)
     steps = len(dataset.images) // config.batch_size
-    images = tf.data.Dataset.from_tensor_slices(dataset.images)
-
-    def epoch_data(epoch: int):
-        # The order is a function of (seed, epoch) alone, so a resumed run sees the
-        # same batches as one that never stopped.
-        return (images.shuffle(len(dataset.images), seed=config.seed * 100_003 + epoch,
-                               reshuffle_each_iteration=False)
-                .batch(config.batch_size, drop_remainder=True)
-                .prefetch(tf.data.AUTOTUNE))
+    images = tf.data.Dataset.from_tensor_slices(dataset.images)  # copied into TensorFlow once
     fixed_noise = np.random.default_rng(config.seed).standard_normal(
         (SAMPLE_GRID, spec.latent_dim)).astype(np.float32)
 
@@ -147,7 +140,7 @@ def run(config: RunConfig, *, resume: str | None = None,
             guard = NonFiniteGuard()
             bar = ProgressBar(epoch, config.epochs, steps, config.batch_size, enabled=config.progress)
             start = time.perf_counter()
-            history = gan.fit(epoch_data(epoch), epochs=1, verbose=0, shuffle=False, callbacks=[bar, guard])
+            history = gan.fit(epoch_batches(images, config.batch_size, seed=config.seed, epoch=epoch), epochs=1, verbose=0, shuffle=False, callbacks=[bar, guard])
             seconds = time.perf_counter() - start
             if guard.bad is not None:
                 raise TrainingFailed(

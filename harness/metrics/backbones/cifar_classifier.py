@@ -134,6 +134,7 @@ def train_backbone(*, epochs: int = 6, data_root: str | Path | None = None, cach
 
     from harness import tracking
     from harness.data import load_cifar10
+    from harness.data.pipeline import array_batches
 
     # --- data ------------------------------------------------------------------------
     x_train, y_train = load_cifar10("train", data_root)
@@ -174,8 +175,8 @@ def train_backbone(*, epochs: int = 6, data_root: str | Path | None = None, cach
         for epoch in range(1, epochs + 1):
             epoch_start = time.perf_counter()
             order = rng.permutation(len(x_train))[: steps * batch_size]
-            history = model.fit(augment(x_train[order], rng), y_train_hot[order], batch_size=batch_size,
-                                epochs=1, shuffle=False, verbose=0)
+            batches = array_batches(augment(x_train[order], rng), y_train_hot[order], batch_size=batch_size)
+            history = model.fit(batches, epochs=1, verbose=0)
             accuracy = test_accuracy(model, x_test, y_test)
             metrics = {"test_accuracy": accuracy, "train_accuracy": history.history["accuracy"][-1],
                        "train_loss": history.history["loss"][-1],
@@ -205,7 +206,9 @@ def train_backbone(*, epochs: int = 6, data_root: str | Path | None = None, cach
 
 
 def test_accuracy(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> float:
-    logits = model.predict(images, batch_size=batch_size, verbose=0)
+    from harness.data.pipeline import array_batches
+
+    logits = model.predict(array_batches(images, batch_size=batch_size), verbose=0)
     return float(np.mean(logits.argmax(axis=1) == labels))
 
 
