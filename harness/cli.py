@@ -127,9 +127,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         config = run_config(args)
     if args.register:  # a bad name fails now, not after training
-        from harness import serving
+        from harness import tracking
 
-        serving.check_model_name(args.register)
+        tracking.check_model_name(args.register)
     resume = args.resume
     if resume == "latest":
         resume = train.find_resumable(config)
@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"run {result.run_id} {result.status} after {result.epochs_done} epochs; "
           f"generator: {result.model_uri}")
     if args.register and result.model_uri:
-        version = serving.register(config.tracking_uri, result.model_uri, args.register)
+        version = tracking.register(config.tracking_uri, result.model_uri, args.register)
         print(f"registered models:/{args.register}/{version}")
     return 0
 
@@ -275,9 +275,9 @@ def _add_serve(sub) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from harness import serving
+    from harness.serve import serve
 
-    return serving.serve(_generator_uri(args), args.tracking_uri, host=args.host, port=args.port,
+    return serve(_generator_uri(args), args.tracking_uri, host=args.host, port=args.port,
                          workers=args.workers)
 
 
@@ -290,10 +290,10 @@ def _add_register(sub) -> None:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from harness import serving
+    from harness import tracking
 
     uri = _generator_uri(args)
-    version = serving.register(args.tracking_uri, uri, args.name, alias=args.alias)
+    version = tracking.register(args.tracking_uri, uri, args.name, alias=args.alias)
     print(f"registered {uri} as models:/{args.name}/{version}"
           + (f" (models:/{args.name}@{args.alias})" if args.alias else ""))
     return 0

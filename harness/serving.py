@@ -1,4 +1,4 @@
-"""The generator as an MLflow pyfunc model, and ``serve`` around ``mlflow models serve``.
+"""The generator as an MLflow pyfunc model (served by ``harness/serve.py``).
 
 The logged model "generator" is this file plus the Keras network:
 
@@ -10,9 +10,8 @@ The logged model "generator" is this file plus the Keras network:
 MLflow 3 refuses to unpickle a pickled ``PythonModel`` unless told to, so the
 model is logged from code: MLflow executes the copy of this file stored with
 the model, and ``set_model`` at the bottom hands it the wrapper. That copy must
-run where only mlflow, keras, numpy and pillow are installed, so the model half
-of this file (down to "--- serving and registry") imports nothing from
-``harness``; the CLI half imports it inside functions.
+run where only mlflow, keras, numpy and pillow are installed, so this file
+imports nothing from ``harness``.
 
 Requests (``/invocations``) are rows, each asking for ``n`` images starting at
 ``seed``: image k of a row is drawn from seed ``seed + k``, so a seed always
@@ -162,92 +161,6 @@ def _bad(message: str):
     from mlflow.exceptions import MlflowException
 
     return MlflowException.invalid_parameter_value(message)
-
-
-# --- serving and registry (CLI side: may import harness) --------------------------------
-DEFAULT_HOST = "127.0.0.1"
-
-
-def serve_command(model_uri: str, host: str = DEFAULT_HOST, port: int = 5001, workers: int = 1,
-                  timeout: int = 60) -> list[str]:
-    """The ``mlflow models serve`` command line that serves ``model_uri`` from this environment."""
-    import sys
-
-    return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--host", host,
-            "--port", str(port), "--workers", str(workers), "--timeout", str(timeout),
-            "--env-manager", "local"]
-
-
-def serve(model_uri: str, tracking_uri: str, host: str = DEFAULT_HOST, port: int = 5001,
-          workers: int = 1, log=print) -> int:
-    """Become MLflow's model server on ``model_uri`` (POSIX: exec, so signals reach it directly).
-
-    Checks the port first so that a busy port is one clear line, not a uvicorn
-    traceback. Returns the server's exit code where exec is not available.
-    """
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    from harness.errors import ConfigError
-
-    if not 0 < port < 65536:
-        raise ConfigError(f"--port {port} must be between 1 and 65535.")
-    if workers < 1:
-        raise ConfigError(f"--workers {workers} must be at least 1.")
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.bind((host, port))
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port "
-                          "or --host.") from None
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        log(f"warning: binding {host}: anyone who can reach this machine can call the model "
-            "(there is no authentication).")
-    env = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **os.environ,
-           "MLFLOW_TRACKING_URI": tracking_uri}
-    command = serve_command(model_uri, host, port, workers)
-    log(f"serving {model_uri} at http://{host}:{port}/invocations (Ctrl-C stops it)")
-    if os.name != "posix":
-        try:
-            return subprocess.run(command, env=env).returncode
-        except KeyboardInterrupt:
-            return 130
-    sys.stdout.flush()  # exec discards what is still buffered
-    os.execve(command[0], command, env)  # replaces this process: never returns
-
-
-def check_model_name(name: str) -> None:
-    """Refuse a registered model name that ``models:/NAME/...`` URIs could not name."""
-    from harness.errors import ConfigError
-
-    if not name.strip() or "/" in name or "@" in name or ":" in name:
-        raise ConfigError(f"registered model name {name!r} must be non-empty, without '/', '@' or ':'.")
-
-
-def register(tracking_uri: str, model_uri: str, name: str, alias: str | None = None) -> int:
-    """Register ``model_uri`` as a new version of ``name`` (tagged ``alias``); return the version."""
-    import mlflow
-
-    from harness import tracking
-    from harness.errors import TrackingError
-
-    check_model_name(name)
-    mlflow.set_tracking_uri(tracking_uri)
-    tracking.client(tracking_uri)  # quietens MLflow's INFO logging
-    try:  # check the source first, or a bad URI leaves an empty registered model behind
-        mlflow.models.get_model_info(model_uri)
-    except Exception as exc:
-        raise TrackingError(f"cannot register {model_uri}: it does not resolve to a logged model "
-                            f"({str(exc).strip().splitlines()[0]}).") from None
-    try:
-        version = mlflow.register_model(model_uri, name)
-        if alias:
-            tracking.client(tracking_uri).set_registered_model_alias(name, alias, version.version)
-    except mlflow.exceptions.MlflowException as exc:
-        raise TrackingError(f"cannot register {model_uri} as {name!r}: {exc.message}") from None
-    return int(version.version)
 
 
 if __name__ != "harness.serving":

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import TrackingError
+from harness import serving
+from harness.errors import ConfigError, TrackingError
 
 PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param value's length
 
@@ -235,8 +236,6 @@ class RunLogger:
         import mlflow
         import mlflow.pyfunc
 
-        from harness import serving
-
         active = mlflow.active_run()
         if active is None or active.info.run_id != self.run_id:
             raise TrackingError("log_generator needs the run started by RunLogger.start.")
@@ -287,3 +286,31 @@ def _quiet_mlflow() -> None:
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+# --- the model registry -------------------------------------------------------------
+def check_model_name(name: str) -> None:
+    """Refuse a registered model name that ``models:/NAME/...`` URIs could not name."""
+    if not name.strip() or "/" in name or "@" in name or ":" in name:
+        raise ConfigError(f"registered model name {name!r} must be non-empty, without '/', '@' or ':'.")
+
+
+def register(tracking_uri: str, model_uri: str, name: str, alias: str | None = None) -> int:
+    """Register ``model_uri`` as a new version of ``name`` (tagged ``alias``); return the version."""
+    import mlflow
+
+    check_model_name(name)
+    mlflow.set_tracking_uri(tracking_uri)
+    registry = client(tracking_uri)
+    try:  # check the source first, or a bad URI leaves an empty registered model behind
+        mlflow.models.get_model_info(model_uri)
+    except Exception as exc:
+        raise TrackingError(f"cannot register {model_uri}: it does not resolve to a logged model "
+                            f"({str(exc).strip().splitlines()[0]}).") from None
+    try:
+        version = mlflow.register_model(model_uri, name)
+        if alias:
+            registry.set_registered_model_alias(name, alias, version.version)
+    except mlflow.exceptions.MlflowException as exc:
+        raise TrackingError(f"cannot register {model_uri} as {name!r}: {exc.message}") from None
+    return int(version.version)

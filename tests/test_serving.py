@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from harness import cli, sampling, serving
+from harness.serve import serve, serve_command
 from harness.errors import ConfigError
 
 STARTUP_S = 240  # the server imports TensorFlow and MLflow: slow on a busy 2-core machine
@@ -82,7 +83,7 @@ def test_the_real_server_answers_by_count_and_seed_and_refuses_bad_requests(logg
     log = tmp_path / "server.log"
     # `mlflow models serve -m runs:/ID/generator`, the command line `serve` execs.
     with open(log, "wb") as out:
-        server = subprocess.Popen(serving.serve_command(f"runs:/{run_id}/generator", port=port),
+        server = subprocess.Popen(serve_command(f"runs:/{run_id}/generator", port=port),
                                   env={**os.environ, "MLFLOW_TRACKING_URI": uri},
                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -152,4 +153,4 @@ def test_serve_execs_mlflow_on_localhost_and_refuses_a_busy_port(logged, monkeyp
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         with pytest.raises(ConfigError, match="another --port"):
-            serving.serve("models:/m-1", uri, port=busy.getsockname()[1])
+            serve("models:/m-1", uri, port=busy.getsockname()[1])
