@@ -491,9 +491,9 @@ def _add_backbone(sub) -> None:
 
 
 def cmd_backbone_train(args: argparse.Namespace) -> int:
-    from harness.metrics.backbones.cifar_classifier import train_backbone
+    from harness.backbone import train_backbone
 
-    result = train_backbone(epochs=args.epochs, width=args.width, max_images=args.max_images,
+    result = train_backbone(epochs=args.epochs, channels=args.width, max_images=args.max_images,
                             data_root=args.data_root, tracking_uri=args.tracking_uri)
     print(f"backbone trained: test accuracy {result['accuracy']:.2%} in {result['seconds'] / 60:.1f} min "
           f"-> {result['path']} (MLflow run {result['run_id']})")
@@ -515,7 +515,7 @@ def _add_eval(sub) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from harness.metrics.run_evaluation import evaluate_run
+    from harness.evaluation import evaluate_run
 
     if args.eval_samples is not None and args.eval_samples < 10:
         from harness.errors import ConfigError

@@ -314,3 +314,73 @@ def register(tracking_uri: str, model_uri: str, name: str, alias: str | None = N
     except mlflow.exceptions.MlflowException as exc:
         raise TrackingError(f"cannot register {model_uri} as {name!r}: {exc.message}") from None
     return int(version.version)
+
+
+# --- queries used by reports
+# Read-only, through MlflowClient's public methods; every page of a search is read.
+def list_experiments(uri: str) -> dict[str, str]:
+    """Map name -> id of the active experiments in ``uri``; ``TrackingError`` when unreadable."""
+    c, found, token = client(uri), {}, None
+    try:
+        while True:
+            page = c.search_experiments(max_results=1000, page_token=token)
+            found.update({e.name: e.experiment_id for e in page})
+            token = page.token
+            if not token:
+                return found
+    except Exception as exc:  # an unreachable server, a file that is not a store, ...
+        raise TrackingError(f"tracking store {uri!r} cannot be read: {exc}") from None
+
+
+def search_runs(uri: str, experiment_ids: list[str], filter_string: str = "",
+                order_by: list[str] | None = None) -> list:
+    """Every run (``mlflow.entities.Run``) of ``experiment_ids`` matching ``filter_string``."""
+    if not experiment_ids:
+        return []
+    c, runs, token = client(uri), [], None
+    while True:
+        page = c.search_runs(list(experiment_ids), filter_string=filter_string, max_results=1000,
+                             order_by=order_by, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def metric_histories(uri: str, run_ids: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, list]]:
+    """``{run_id: {key: [Metric, ...]}}``: every logged value of ``keys`` (one query per run and key)."""
+    c = client(uri)
+    return {run_id: {key: c.get_metric_history(run_id, key) for key in keys} for run_id in run_ids}
+
+
+def list_artifacts(uri: str, run_id: str, folder: str) -> list[str]:
+    """Paths of the files directly in artifact ``folder`` of ``run_id`` (empty when it has none)."""
+    try:
+        return [f.path for f in client(uri).list_artifacts(run_id, folder) if not f.is_dir]
+    except Exception:  # no artifact folder at all
+        return []
+
+
+def download_artifact(uri: str, run_id: str, path: str, folder: str | Path) -> Path:
+    """Copy artifact ``path`` of ``run_id`` into ``folder``; return the local file."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(client(uri).download_artifacts(run_id, path, str(folder)))
+
+
+# --- queries used by evaluate_run
+def get_run(uri: str, run_id: str):
+    """The ``mlflow.entities.Run`` ``run_id``; ``TrackingError`` when ``uri`` has no such run."""
+    try:
+        return client(uri).get_run(run_id)
+    except Exception:
+        raise TrackingError(f"run {run_id} is not in tracking store {uri!r}; pass the --tracking-uri it "
+                            "was logged to.") from None
+
+
+def read_json_artifact(uri: str, run_id: str, path: str) -> Any:
+    """The parsed JSON artifact ``path`` of ``run_id``; ``TrackingError`` when it is missing."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return json.loads(download_artifact(uri, run_id, path, tmp).read_text())
+    except Exception:
+        raise TrackingError(f"run {run_id} has no readable {path} artifact.") from None

@@ -34,14 +34,14 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = Path(os.environ["HARNESS_DATA_DIR"])
     if not (root / "cifar-10-batches-py").is_dir():
         pytest.skip(f"CIFAR-10 not found under {root}")
-    from harness.metrics.backbones.cifar_classifier import train_backbone
+    from harness.backbone import train_backbone
 
     cache = tmp_path_factory.mktemp("harness-cache")
     previous, cwd = os.environ.get("HARNESS_CACHE_DIR"), os.getcwd()
     os.environ["HARNESS_CACHE_DIR"] = str(cache)
     os.chdir(cache)  # its MLflow artifacts land here, not in the repository
     try:
-        train_backbone(epochs=1, max_images=128, width=2, batch_size=128, cache_dir=cache, jit_compile=False,
+        train_backbone(epochs=1, max_images=128, channels=2, batch_size=128, cache_dir=cache, jit_compile=False,
                        tracking_uri=f"sqlite:///{cache / 'backbone.db'}", log=lambda *_: None)
     finally:
         os.chdir(cwd)

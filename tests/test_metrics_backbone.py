@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -10,11 +11,12 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from harness.metrics.backbones import cifar_classifier, load_backbone  # noqa: E402
+from harness.metrics.provenance import MIN_TEST_ACCURACY  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_backbone):
-    """conftest's session backbone: one epoch on a few hundred images at width 2, in a private cache."""
+    """conftest's session backbone: one epoch on a few hundred images with 2 channels, in a private cache."""
     meta = json.loads(cifar_classifier.model_path(tiny_backbone).with_suffix(".json").read_text())
     return tiny_backbone, f"sqlite:///{tiny_backbone / 'backbone.db'}", meta
 
@@ -24,7 +26,7 @@ def test_training_saves_the_model_and_its_meta_in_the_cache(trained):
     assert cifar_classifier.find_model(cache) == cifar_classifier.model_path(cache)
     assert meta["version"] == cifar_classifier.VERSION and meta["name"] == "cifar10_classifier-v1"
     assert meta["train_seconds"] > 0 and meta["n_train"] == meta["n_test"] <= 256  # max_images caps both
-    assert 0.0 <= meta["test_accuracy"] <= 1.0 and meta["feature_dim"] == 8 * meta["width"]
+    assert 0.0 <= meta["test_accuracy"] <= 1.0 and meta["feature_dim"] == 8 * meta["channels"] == 16
 
 
 def test_training_is_logged_to_the_backbones_experiment(trained):
@@ -34,7 +36,7 @@ def test_training_is_logged_to_the_backbones_experiment(trained):
     client = tracking.client(uri)
     run = client.get_run(meta["mlflow_run_id"])
     assert client.get_experiment(run.info.experiment_id).name == "backbones"
-    assert run.info.status == "FINISHED" and run.data.params["width"] == str(meta["width"])
+    assert run.info.status == "FINISHED" and run.data.params["channels"] == str(meta["channels"]) == "2"
     history = client.get_metric_history(run.info.run_id, "test_accuracy")
     assert [m.step for m in history] == [1] and history[0].value == meta["test_accuracy"]
     logged = {f.path for f in client.list_artifacts(run.info.run_id, "backbone")}
@@ -54,6 +56,22 @@ def test_the_saved_backbone_gives_features_and_probabilities(trained):
     model = keras.saving.load_model(cifar_classifier.model_path(cache), safe_mode=True)
     direct = keras.Model(model.input, model.get_layer("features").output)(images, training=False)
     np.testing.assert_allclose(features, np.asarray(direct), rtol=1e-4, atol=1e-5)
+
+
+def test_the_backbone_says_which_file_made_its_values(trained):
+    cache, _, meta = trained
+    path = cifar_classifier.model_path(cache)
+    identity = load_backbone("cifar10_classifier", cache_dir=cache).identity
+    assert identity.md5 == hashlib.md5(path.read_bytes()).hexdigest()
+    assert identity.test_accuracy == meta["test_accuracy"]
+    assert identity.settings == f"channels=2, epochs=1, train_images={meta['n_train']}, test_images=" \
+                                f"{meta['n_test']}, seed=0"
+    assert identity.params()["eval_backbone_test_acc"] == f"{meta['test_accuracy']:.4f}"
+    # One epoch on 128 images is far below the floor: every value it makes carries the warning.
+    assert meta["test_accuracy"] < MIN_TEST_ACCURACY and "below the 80% floor" in identity.warning
+    # A file written before the parameter was renamed (its .json says "width") reads the same.
+    legacy = {k: v for k, v in meta.items() if k != "channels"} | {"width": 2}
+    assert cifar_classifier.identity(path, legacy) == identity
 
 
 def test_batch_size_size_and_channels_do_not_change_what_a_backbone_sees(trained):

@@ -8,7 +8,7 @@ from harness import cli
 
 
 def test_backbone_train_passes_its_flags_to_the_library(monkeypatch, capsys, tmp_path):
-    from harness.metrics.backbones import cifar_classifier
+    from harness import backbone
 
     seen = {}
 
@@ -16,12 +16,12 @@ def test_backbone_train_passes_its_flags_to_the_library(monkeypatch, capsys, tmp
         seen.update(kwargs)
         return {"accuracy": 0.8312, "seconds": 1200.0, "path": "/cache/backbones/x.keras", "run_id": "abc"}
 
-    monkeypatch.setattr(cifar_classifier, "train_backbone", fake_train)
+    monkeypatch.setattr(backbone, "train_backbone", fake_train)
     monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))  # main() sets it from --data-root
     code = cli.main(["backbone", "train", "--epochs", "3", "--max-images", "500",
                      "--tracking-uri", "sqlite:///x.db", "--data-root", str(tmp_path)])
     assert code == 0
-    assert seen == {"epochs": 3, "width": 16, "max_images": 500, "data_root": str(tmp_path),
+    assert seen == {"epochs": 3, "channels": 16, "max_images": 500, "data_root": str(tmp_path),
                     "tracking_uri": "sqlite:///x.db"}
     assert "test accuracy 83.12% in 20.0 min" in capsys.readouterr().out
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ keras = pytest.importorskip("keras")
 from harness.errors import ConfigError  # noqa: E402
 from harness.metrics import fid, inception_score, kid  # noqa: E402
 from harness.metrics.backbones import inception, load_backbone  # noqa: E402
-from harness.metrics.evaluator import make_evaluator  # noqa: E402
+from harness.metrics.evaluator import EVAL_PARAMS, make_evaluator  # noqa: E402
 from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
 
 LATENT, SIZE = 4, 8
@@ -42,7 +44,11 @@ def test_evaluate_scores_the_generator_as_the_formulas_do(graph_file, real, tmp_
                         backbone="inception", inception_path=str(graph_file), cache_dir=tmp_path / "cache",
                         log=lambda *_: None)
     assert ev.backbone_name == "inception-2015-12-05"
-    assert ev.params() == {"eval_backbone": "inception-2015-12-05", "eval_n_real": "40", "eval_n_fake": "30"}
+    md5 = hashlib.md5(graph_file.read_bytes()).hexdigest()
+    assert ev.params() == {"eval_backbone": "inception-2015-12-05", "eval_backbone_md5": md5,
+                           "eval_backbone_settings": "pool_3 4-d features, 5-way softmax, resize 9x9",
+                           "eval_n_real": "40", "eval_n_fake": "30"}
+    assert set(EVAL_PARAMS) <= set(ev.params()) and ev.warning is None  # Inception has no floor
     g = generator()
     scores = ev.evaluate(g, latent_dim=LATENT, seed=3)
     assert set(scores) == KEYS and all(np.isfinite(v) for v in scores.values())

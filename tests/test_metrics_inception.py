@@ -140,8 +140,14 @@ def test_the_archive_gives_the_same_network(tmp_path, graph_file, images):
     archive = tmp_path / inception.ARCHIVE
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(graph_file, arcname=inception.GRAPH_FILE)
-    from_archive = inception.InceptionBackbone(archive, expected=TINY).features(images)
-    np.testing.assert_array_equal(from_archive, inception.InceptionBackbone(graph_file, expected=TINY).features(images))
+    packed, plain = (inception.InceptionBackbone(p, expected=TINY) for p in (archive, graph_file))
+    np.testing.assert_array_equal(packed.features(images), plain.features(images))
+    # One network, one identity: the md5 is the graph's, wherever the file keeps it.
+    assert packed.identity == plain.identity
+    assert plain.identity.md5 == hashlib.md5(graph_file.read_bytes()).hexdigest()
+    assert plain.identity.test_accuracy is None and "pool_3 4-d" in plain.identity.settings
+    assert plain.identity.params() == {"eval_backbone": inception.NAME, "eval_backbone_md5": plain.identity.md5,
+                                       "eval_backbone_settings": plain.identity.settings}
 
 
 def test_a_different_network_is_refused_not_used(graph_file, tmp_path, tiny):

@@ -1,4 +1,4 @@
-"""``evaluate_run``: score a finished run's logged generator later, into the same run."""
+"""``harness.evaluation.evaluate_run``: score a finished run's logged generator later, into the same run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ keras = pytest.importorskip("keras")
 
 from harness.errors import ConfigError, TrackingError  # noqa: E402
 from harness.metrics.backbones import inception  # noqa: E402
-from harness.metrics.run_evaluation import evaluate_run  # noqa: E402
+from harness.evaluation import _check_same_evaluation, evaluate_run  # noqa: E402
 from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
 
 LATENT = 4
@@ -69,3 +69,25 @@ def test_scores_are_logged_into_the_run_at_its_last_epoch(finished_run, tracking
         evaluate_run(finished_run, tracking_uri=tracking_uri, eval_samples=30, backbone="inception",
                      inception_path=graph_file, log=lambda *_: None)
 
+
+def test_another_file_of_the_same_backbone_is_refused(finished_run, tracking_uri, graph_file, tmp_path):
+    from harness import tracking
+
+    evaluate_run(finished_run, tracking_uri=tracking_uri, backbone="inception", inception_path=graph_file,
+                 log=lambda *_: None)
+    # Same name and structure, other bytes (one more constant): another network as far as FIDs go.
+    graph_def = tiny_graph_def()[0]
+    extra = graph_def.node.add()
+    extra.CopyFrom(next(n for n in graph_def.node if n.op == "Const"))
+    extra.name = "unused_constant"
+    other = tmp_path / "other" / inception.GRAPH_FILE
+    other.parent.mkdir()
+    other.write_bytes(graph_def.SerializeToString())
+    with pytest.raises(ConfigError, match="eval_backbone_md5=.*--backbone/--inception"):
+        evaluate_run(finished_run, tracking_uri=tracking_uri, backbone="inception", inception_path=str(other),
+                     log=lambda *_: None)
+    # A run scored before files were recorded cannot vouch for its earlier values.
+    now = tracking.client(tracking_uri).get_run(finished_run).data.params
+    legacy = {"eval_backbone": now["eval_backbone"], "eval_n_real": "64", "eval_n_fake": "20"}
+    with pytest.raises(ConfigError, match="before backbone files were recorded"):
+        _check_same_evaluation("legacy", legacy, now)

@@ -6,8 +6,10 @@ Modules:
   inception_score  Salimans et al.'s score over 10 ordered splits: ``inception_score``
   backbones/       the 2015-12-05 Inception graph, or the offline CIFAR-10 classifier
   reference        real-image statistics cached per dataset key and backbone
+  provenance       which backbone made a value (``EVAL_PARAMS``) and the quality floor
   evaluator        ``make_evaluator(...).evaluate(generator)`` during or after training
-  run_evaluation   ``evaluate_run(run_id)``: score a finished run into the same run
 
+Only formulas, backbones and the evaluator: scoring a finished run into MLflow
+is ``harness.evaluation``, training the offline backbone ``harness.backbone``.
 Importing this package does not import TensorFlow.
 """

@@ -4,7 +4,12 @@ The evaluator is built once per run: it picks the backbone, computes (or
 reads from the cache) the real images' reference statistics, then at each
 evaluation samples ``n_samples`` images in large compiled batches, extracts
 their features and scores them. Returned keys are the MLflow metric names:
-fid, kid, kid_std, is, is_std, feature_img_s, eval_seconds.
+fid, kid, kid_std, is, is_std, feature_img_s, eval_seconds. KID is the raw
+MMD^2 (not scaled by 1000).
+
+``params()`` says how the values were made (the backbone's identity and the
+image counts; ``EVAL_PARAMS`` is the comparison key, see ``provenance``) and
+``warning`` says when the backbone is too weak for them to mean much.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import numpy as np
 
 from harness.errors import ConfigError
 from harness.metrics import fid, inception_score, kid
+from harness.metrics.provenance import EVAL_PARAMS, BackboneIdentity, quality_warning
 from harness.metrics.reference import ReferenceStats, reference_stats
+
+__all__ = ["EVAL_PARAMS", "Evaluator", "make_evaluator"]
 
 SAMPLE_BATCH = 500  # generator images per compiled call
 
@@ -56,6 +64,7 @@ class Evaluator:
     def __init__(self, backbone, reference: ReferenceStats, n_samples: int, log=print):
         self.backbone = backbone
         self.backbone_name: str = backbone.name
+        self.identity: BackboneIdentity = backbone.identity
         self.reference = reference
         self.n_samples = n_samples
         self.log = log
@@ -63,9 +72,18 @@ class Evaluator:
         self._sampler = None  # (generator, compiled function), reused across epochs
 
     def params(self) -> dict[str, str]:
-        """What to log once per run, so every value says how it was computed."""
-        return {"eval_backbone": self.backbone_name, "eval_n_real": str(self.reference.n),
-                "eval_n_fake": str(self.n_samples)}
+        """What to log once per run, so every value says how it was computed.
+
+        The backbone's identity (``eval_backbone``, ``eval_backbone_md5``,
+        ``eval_backbone_settings``, for the offline classifier
+        ``eval_backbone_test_acc``) and ``eval_n_real``, ``eval_n_fake``.
+        """
+        return {**self.identity.params(), "eval_n_real": str(self.reference.n), "eval_n_fake": str(self.n_samples)}
+
+    @property
+    def warning(self) -> str | None:
+        """Why this backbone's values say little (offline classifier under the floor), or None."""
+        return quality_warning(self.params())
 
     def evaluate(self, generator, *, latent_dim: int, seed: int) -> dict[str, float]:
         """Sample ``n_samples`` images from ``generator`` (noise ~ N(0, 1), seeded) and score them."""

@@ -3,9 +3,10 @@
 ``inception``: the reference 2015-12-05 Inception graph (backbones/inception.py),
 used whenever its file is present. ``cifar10_classifier``: a compact CIFAR-10
 classifier trained here (backbones/cifar_classifier.py), so the metrics work
-offline; its values are only comparable with values of the same backbone.
+offline; its values are only comparable with values of the same backbone file.
 
-Every backbone exposes ``name``, ``cache_id``, ``feature_dim`` and
+Every backbone exposes ``name``, ``identity`` (a ``provenance.BackboneIdentity``:
+name, content md5, settings, test accuracy), ``cache_id``, ``feature_dim`` and
 ``features_and_probabilities(uint8 images) -> (features, probabilities)``.
 """
 

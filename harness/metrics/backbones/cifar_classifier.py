@@ -8,25 +8,26 @@ rate. Its input is uint8 32x32 RGB (scaling and normalisation are layers of
 the model, so the saved file is self-contained). The global pool's output,
 layer ``features``, serves FID/KID; the softmax over the ten classes serves IS.
 
-Values computed with it are named after it (``cifar10_classifier-v1``) and are
-comparable only with each other, never with Inception-based numbers.
+Values computed with it are named after it (``cifar10_classifier-v1``) and its
+file's md5 (``provenance``) and are comparable only with values of the same
+file, never with Inception-based numbers. Training it is a workflow and lives
+in ``harness/backbone.py``; this module holds the network, its augmentation and
+schedule, the saved file and the backbone that reads it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 
-from harness.config import DEFAULT_TRACKING_URI
 from harness.errors import DataError
+from harness.metrics.provenance import BackboneIdentity
 
 VERSION = 1
 NAME = f"cifar10_classifier-v{VERSION}"
-EXPERIMENT = "backbones"
 IMAGE_SIZE = 32
 
 
@@ -50,32 +51,32 @@ def find_model(cache_dir: Path | None = None) -> Path | None:
 # ---------------------------------------------------------------- the network
 
 
-def build_classifier(width: int = 16, mean: np.ndarray | None = None, std: np.ndarray | None = None):
-    """Return the uint8 (None, 32, 32, 3) -> 10 logits classifier with stage widths w, 2w, 4w, 8w."""
+def build_classifier(channels: int = 16, mean: np.ndarray | None = None, std: np.ndarray | None = None):
+    """Return the uint8 (None, 32, 32, 3) -> 10 logits classifier; its stages have c, 2c, 4c, 8c channels."""
     import keras
     from keras import layers
 
     mean = np.full(3, 0.5) if mean is None else np.asarray(mean, dtype=np.float64)
     std = np.full(3, 0.25) if std is None else np.asarray(std, dtype=np.float64)
 
-    def conv_bn(x, channels, name):
-        x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    def conv_bn(x, filters, name):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
         x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
         return layers.ReLU(name=f"{name}_relu")(x)
 
-    def residual(x, channels, name):
-        y = conv_bn(conv_bn(x, channels, f"{name}a"), channels, f"{name}b")
+    def residual(x, filters, name):
+        y = conv_bn(conv_bn(x, filters, f"{name}a"), filters, f"{name}b")
         return layers.Add(name=f"{name}_add")([x, y])
 
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), dtype="uint8", name="images")
     x = layers.Rescaling(1 / 255, name="scale")(inputs)  # casts uint8 to float32
     x = layers.Normalization(mean=mean.tolist(), variance=(std**2).tolist(), name="normalize")(x)
-    x = conv_bn(x, width, "prep")
-    x = layers.MaxPooling2D(name="pool1")(conv_bn(x, 2 * width, "stage1"))
-    x = residual(x, 2 * width, "res1")
-    x = layers.MaxPooling2D(name="pool2")(conv_bn(x, 4 * width, "stage2"))
-    x = layers.MaxPooling2D(name="pool3")(conv_bn(x, 8 * width, "stage3"))
-    x = residual(x, 8 * width, "res3")
+    x = conv_bn(x, channels, "prep")
+    x = layers.MaxPooling2D(name="pool1")(conv_bn(x, 2 * channels, "stage1"))
+    x = residual(x, 2 * channels, "res1")
+    x = layers.MaxPooling2D(name="pool2")(conv_bn(x, 4 * channels, "stage2"))
+    x = layers.MaxPooling2D(name="pool3")(conv_bn(x, 8 * channels, "stage3"))
+    x = residual(x, 8 * channels, "res3")
     features = layers.GlobalMaxPooling2D(name="features")(x)
     logits = layers.Dense(10, use_bias=False, name="logits")(features)
     # Page's logit scale: keeps the softmax soft early in training.
@@ -115,101 +116,7 @@ def one_cycle(peak: float, total_steps: int, warmup: float = 0.25):
     return OneCycle()
 
 
-# ---------------------------------------------------------------- training
-
-
-def train_backbone(*, epochs: int = 6, data_root: str | Path | None = None, cache_dir: Path | None = None,
-                   tracking_uri: str = DEFAULT_TRACKING_URI, max_images: int | None = None,
-                   width: int = 16, batch_size: int = 256, peak_lr: float = 0.4, seed: int = 0,
-                   jit_compile: bool = True, log=print) -> dict:
-    """Train the backbone on CIFAR-10 (all ten classes), save it in the cache, log it to MLflow.
-
-    ``max_images`` keeps only the first N training and test images (quick
-    checks). ``jit_compile`` compiles the step with XLA (about twice as fast
-    on CPU; tests turn it off to skip the compile). Returns {"accuracy",
-    "seconds", "path", "run_id", "epochs"}; the accuracy is on the (possibly
-    shortened) test split, without test-time augmentation.
-    """
-    import keras
-
-    from harness import tracking
-    from harness.data import load_cifar10
-    from harness.data.pipeline import array_batches
-
-    # --- data ------------------------------------------------------------------------
-    x_train, y_train = load_cifar10("train", data_root)
-    x_test, y_test = load_cifar10("test", data_root)
-    if max_images is not None:
-        x_train, y_train = x_train[:max_images], y_train[:max_images]
-        x_test, y_test = x_test[:max_images], y_test[:max_images]
-    if len(x_train) < batch_size:
-        raise DataError(f"--max-images {max_images} is fewer than one batch ({batch_size}) of training images.")
-    pixels = x_train.reshape(-1, 3).astype(np.float64) / 255
-    y_train_hot = np.eye(10, dtype=np.float32)[y_train]
-    steps = len(x_train) // batch_size
-
-    # --- model -----------------------------------------------------------------------
-    keras.utils.set_random_seed(seed)
-    model = build_classifier(width, pixels.mean(0), pixels.std(0))
-    model.compile(
-        optimizer=keras.optimizers.SGD(one_cycle(peak_lr, epochs * steps), momentum=0.9, nesterov=True,
-                                       weight_decay=5e-4 * batch_size / 512),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2),
-        metrics=["accuracy"], jit_compile=jit_compile,
-    )
-    params = {"backbone": NAME, "width": width, "epochs": epochs, "batch_size": batch_size,
-              "peak_lr": peak_lr, "label_smoothing": 0.2, "weight_decay": 5e-4, "seed": seed,
-              "n_train": len(x_train), "n_test": len(x_test), "feature_dim": 8 * width,
-              "params": model.count_params()}
-    tracking.ensure_store(tracking_uri)
-    logger = tracking.RunLogger.start(tracking_uri, EXPERIMENT, run_name=NAME, tags={"backbone": NAME})
-    logger.log_params(params)
-    log(f"backbone {NAME}: {model.count_params()} parameters, {len(x_train)} training images, "
-        f"{epochs} epochs -> {tracking_uri} (experiment {EXPERIMENT!r}, run {logger.run_id})")
-
-    # --- train loop: one fit per epoch on freshly augmented images ---------------------
-    rng = np.random.default_rng(seed)
-    start = time.perf_counter()
-    accuracy = 0.0
-    try:
-        for epoch in range(1, epochs + 1):
-            epoch_start = time.perf_counter()
-            order = rng.permutation(len(x_train))[: steps * batch_size]
-            batches = array_batches(augment(x_train[order], rng), y_train_hot[order], batch_size=batch_size)
-            history = model.fit(batches, epochs=1, verbose=0)
-            accuracy = test_accuracy(model, x_test, y_test)
-            metrics = {"test_accuracy": accuracy, "train_accuracy": history.history["accuracy"][-1],
-                       "train_loss": history.history["loss"][-1],
-                       "epoch_seconds": time.perf_counter() - epoch_start}
-            if not np.isfinite(metrics["train_loss"]):
-                raise DataError(f"backbone training diverged: train_loss became {metrics['train_loss']} "
-                                f"at epoch {epoch}; lower --peak-lr.")
-            logger.log_metrics(metrics, step=epoch)
-            log(f"  epoch {epoch}/{epochs}: test accuracy {accuracy:.4f}, train accuracy "
-                f"{metrics['train_accuracy']:.4f}, {metrics['epoch_seconds']:.0f} s")
-        seconds = time.perf_counter() - start
-
-        # --- save in the cache and log the artifact -----------------------------------
-        path = save(model, cache_dir, {"version": VERSION, "name": NAME, "test_accuracy": accuracy,
-                                       "train_seconds": seconds, "mlflow_run_id": logger.run_id,
-                                       "keras_version": keras.__version__, **params})
-        logger.log_metrics({"final_test_accuracy": accuracy, "train_seconds": seconds}, step=epochs)
-        logger.log_file(path, "backbone")
-        logger.log_file(path.with_suffix(".json"), "backbone")
-        logger.end("FINISHED")
-    except BaseException as exc:
-        logger.end("FAILED", reason=f"{type(exc).__name__}: {exc}")
-        raise
-    log(f"backbone {NAME}: test accuracy {accuracy:.4f} after {seconds:.0f} s, saved to {path}")
-    return {"accuracy": accuracy, "seconds": seconds, "path": str(path), "run_id": logger.run_id,
-            "epochs": epochs}
-
-
-def test_accuracy(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> float:
-    from harness.data.pipeline import array_batches
-
-    logits = model.predict(array_batches(images, batch_size=batch_size), verbose=0)
-    return float(np.mean(logits.argmax(axis=1) == labels))
+# ---------------------------------------------------------------- the saved file
 
 
 def save(model, cache_dir: Path | None, meta: dict) -> Path:
@@ -255,7 +162,8 @@ class CifarClassifierBackbone:
         classifier = keras.saving.load_model(self.path, compile=False, safe_mode=True)
         both = keras.Model(classifier.input, [classifier.get_layer("features").output, classifier.output])
         self.feature_dim = int(both.outputs[0].shape[-1])
-        self.fingerprint = _md5(self.path)[:12]
+        self.identity = identity(self.path, self.meta)
+        self.fingerprint = self.identity.md5[:12]
 
         @tf.function(input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8)],
                      jit_compile=jit_compile)
@@ -271,7 +179,7 @@ class CifarClassifierBackbone:
         return f"{self.name}-{self.fingerprint}"
 
     def features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return features (n, 8w) and softmax probabilities (n, 10) of uint8 NHWC images."""
+        """Return features (n, 8c) and softmax probabilities (n, 10) of uint8 NHWC images."""
         from harness.metrics.backbones.inception import as_rgb_uint8
 
         images = _to_32(as_rgb_uint8(images))
@@ -287,6 +195,18 @@ class CifarClassifierBackbone:
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return self.features_and_probabilities(images)[1]
+
+
+def identity(path: Path, meta: dict) -> BackboneIdentity:
+    """Name, file md5, training settings and test accuracy of the model at ``path`` (meta: its .json)."""
+    # Files written before the parameter was renamed say "width" for the channels.
+    channels = meta.get("channels", meta.get("width"))
+    settings = ", ".join(f"{key}={value}" for key, value in (
+        ("channels", channels), ("epochs", meta.get("epochs")), ("train_images", meta.get("n_train")),
+        ("test_images", meta.get("n_test")), ("seed", meta.get("seed"))) if value is not None)
+    accuracy = meta.get("test_accuracy")
+    return BackboneIdentity(name=meta.get("name", NAME), md5=_md5(path), settings=settings,
+                            test_accuracy=float(accuracy) if accuracy is not None else None)
 
 
 def _to_32(images: np.ndarray) -> np.ndarray:

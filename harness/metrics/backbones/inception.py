@@ -19,6 +19,7 @@ runs a Session, with a placeholder whose batch dimension is free mapped onto
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tarfile
@@ -30,6 +31,7 @@ import numpy as np
 
 from harness.checksums import md5_of
 from harness.errors import ConfigError, DataError
+from harness.metrics.provenance import BackboneIdentity
 
 NAME = "inception-2015-12-05"
 URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
@@ -134,18 +136,22 @@ def download(dest_dir: Path, *, expected_md5: str | None = None, url: str = URL,
     return target
 
 
-def read_graph_def(path: Path):
-    """Parse the GraphDef from ``classify_image_graph_def.pb`` or from inside the .tgz."""
-    import tensorflow as tf
-
+def graph_bytes(path: Path) -> bytes:
+    """The serialized GraphDef: ``classify_image_graph_def.pb`` itself, or that member of the .tgz."""
     if tarfile.is_tarfile(path):
         with tarfile.open(path, "r:*") as archive:
             member = next((m for m in archive.getmembers() if Path(m.name).name == GRAPH_FILE and m.isfile()), None)
             if member is None:
                 raise DataError(f"{path} holds no {GRAPH_FILE}; pass the official {ARCHIVE} or the graph file.")
-            data = archive.extractfile(member).read()
-    else:
-        data = path.read_bytes()
+            return archive.extractfile(member).read()
+    return Path(path).read_bytes()
+
+
+def read_graph_def(path: Path, data: bytes | None = None):
+    """Parse the GraphDef from ``classify_image_graph_def.pb`` or from inside the .tgz (or ``data``)."""
+    import tensorflow as tf
+
+    data = graph_bytes(path) if data is None else data
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(data)
@@ -199,7 +205,8 @@ class InceptionBackbone:
         expected = expected or REFERENCE
         self.path = Path(path)
         self.batch_size = batch_size
-        graph_def = read_graph_def(self.path)
+        data = graph_bytes(self.path)
+        graph_def = read_graph_def(self.path, data)
         found = signature_of(graph_def)
         if found != expected:
             raise DataError(
@@ -208,7 +215,12 @@ class InceptionBackbone:
                 f"{expected.feature_dim} and {expected.num_classes}."
             )
         self.feature_dim = found.feature_dim
-        self.fingerprint = md5_of(self.path)[:12]
+        # The graph's md5, not the file's: the .pb and the .tgz holding it are one network.
+        self.identity = BackboneIdentity(
+            name=NAME, md5=hashlib.md5(data).hexdigest(),
+            settings=(f"pool_3 {found.feature_dim}-d features, {found.num_classes}-way softmax, "
+                      f"resize {found.resize[0]}x{found.resize[1]}"))
+        self.fingerprint = self.identity.md5[:12]
 
         graph = tf.Graph()
         with graph.as_default():

@@ -2,16 +2,22 @@
 
 The run's stored config names its dataset, image size, image cap and seed;
 the generator is the MLflow model the run logged. Scores are logged at the
-run's last epoch. A run already evaluated with another backbone or sample
-count is refused: one run's fid must always mean one thing.
+run's last epoch. A run already evaluated with another backbone (name or
+file) or sample count is refused: one run's fid must always mean one thing.
 """
 
 from __future__ import annotations
 
-import json
-
-from harness.config import DEFAULT_TRACKING_URI
+from harness import tracking
+from harness.config import DEFAULT_TRACKING_URI, RunConfig
+from harness.data import load_dataset
 from harness.errors import ConfigError, DataError, TrackingError
+from harness.metrics.evaluator import EVAL_PARAMS, make_evaluator
+from harness.sampling import load_generator
+
+# The flag that changes each evaluation param, for the refusal message.
+_FLAGS = {"eval_backbone": "--backbone/--inception", "eval_backbone_md5": "--backbone/--inception",
+          "eval_n_fake": "--eval-samples", "eval_n_real": "the run's data"}
 
 
 def evaluate_run(run_id: str, *, tracking_uri: str = DEFAULT_TRACKING_URI, eval_samples: int | None = None,
@@ -23,32 +29,14 @@ def evaluate_run(run_id: str, *, tracking_uri: str = DEFAULT_TRACKING_URI, eval_
     training data changed since the run, ``ConfigError`` for a conflicting
     backbone or sample count.
     """
-    import mlflow
-
-    from harness import tracking
-    from harness.config import RunConfig
-    from harness.data import load_dataset
-    from harness.metrics.evaluator import make_evaluator
-    from harness.sampling import load_generator
-
     # --- the run, its config and its last epoch -------------------------------------
     tracking.ensure_store(tracking_uri)
-    client = tracking.client(tracking_uri)
+    run = tracking.get_run(tracking_uri, run_id)
     try:
-        run = client.get_run(run_id)
-    except Exception:
-        raise TrackingError(f"run {run_id} is not in tracking store {tracking_uri!r}; pass the "
-                            "--tracking-uri it was logged to.") from None
-    try:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config.json",
-                                                   tracking_uri=tracking_uri)
-        with open(path) as f:
-            config = RunConfig.from_dict(json.load(f)).resolved()
-    except ConfigError:
-        raise
-    except Exception:
+        config = RunConfig.from_dict(tracking.read_json_artifact(tracking_uri, run_id, "config.json")).resolved()
+    except TrackingError:
         raise TrackingError(f"run {run_id} has no config.json artifact; it was not made by `harness run`.") from None
-    history = client.get_metric_history(run_id, "epoch_seconds")
+    history = tracking.metric_histories(tracking_uri, [run_id], ("epoch_seconds",))[run_id]["epoch_seconds"]
     step = max((m.step for m in history), default=config.epochs)
 
     # --- the same real images the run trained on -------------------------------------
@@ -64,12 +52,9 @@ def evaluate_run(run_id: str, *, tracking_uri: str = DEFAULT_TRACKING_URI, eval_
         dataset_key=f"{dataset.source}:{dataset.name}:train:{dataset.image_size}:{dataset.fingerprint}",
         reference_images=dataset.images, n_samples=n_samples, backbone=backbone,
         inception_path=inception_path, log=log)
-    for key, value in evaluator.params().items():
-        before = run.data.params.get(key)
-        if before is not None and before != value:
-            flag = {"eval_backbone": "--backbone", "eval_n_fake": "--eval-samples"}.get(key, key)
-            raise ConfigError(f"run {run_id} was evaluated with {key}={before}, not {value}; pass "
-                              f"{flag} to match, so that the run's values stay comparable.")
+    _check_same_evaluation(run_id, run.data.params, evaluator.params())
+    if evaluator.warning:
+        log(f"warning: {evaluator.warning}")
 
     # --- score the logged generator, log into the run ---------------------------------
     generator = load_generator(tracking_uri, tracking.generator_uri(tracking_uri, run_id))
@@ -79,3 +64,14 @@ def evaluate_run(run_id: str, *, tracking_uri: str = DEFAULT_TRACKING_URI, eval_
     logger.log_metrics(scores, step=step)
     log(f"logged {', '.join(sorted(scores))} into run {run_id} at step {step}")
     return {**scores, "step": step}
+
+
+def _check_same_evaluation(run_id: str, before: dict[str, str], now: dict[str, str]) -> None:
+    """Refuse scores that would not compare with the run's earlier ones."""
+    if "eval_backbone" in before and "eval_backbone_md5" not in before:
+        raise ConfigError(f"run {run_id} was evaluated before backbone files were recorded, so it is unknown "
+                          "whether its earlier values came from this backbone file; score a new run instead.")
+    for key in EVAL_PARAMS:
+        if key in before and before[key] != now[key]:
+            raise ConfigError(f"run {run_id} was evaluated with {key}={before[key]}, not {now[key]}; pass "
+                              f"{_FLAGS[key]} to match, so that the run's values stay comparable.")
