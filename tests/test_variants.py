@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
 
 from harness.errors import ConfigError
-from variants import AXES, PRESETS, TOKENS, canonical_name, resolve
+from variants import AXES, GRAMMAR_HELP, PRESETS, TOKENS, canonical_name, resolve
 
 GRAMMAR_NAMES = ["_".join(combo) for combo in itertools.product(
     ("nobn", "bn", "bng", "bnd"), ("nodrop", "drophead", "dropblocks"), ("kernel3", "kernel4"),
     ("layer", "inline"), ("split", "mixed"))]
+
+
+def _tokens(axis):
+    """The tokens of ``axis``, read from the grammar's table."""
+    return [token for token, (a, _) in TOKENS.items() if a == axis]
 
 
 def test_grammar_names_cover_every_axis_combination():
@@ -74,6 +80,16 @@ def test_spec_replace_is_strict():
 def test_tokens_table_covers_every_axis_value():
     covered = {(axis, value) for axis, value in TOKENS.values()}
     assert covered == {(axis, value) for axis, values in AXES.items() for value in values}
+
+
+def test_grammar_help_lists_every_token_by_axis():
+    # The help once stopped at the first blank line of the docstring, before the table.
+    rows = {line.split()[0]: line for line in GRAMMAR_HELP.splitlines() if line.startswith("    ")}
+    assert set(rows) >= set(AXES), f"axes missing from the help's table: {set(AXES) - set(rows)}"
+    for axis in AXES:
+        for token in _tokens(axis):
+            assert re.search(rf"\b{token}\b", rows[axis]), f"{token!r} missing from the {axis} row"
+    assert "Examples:" in GRAMMAR_HELP
 
 
 # --- building and one step -------------------------------------------------------------

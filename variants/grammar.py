@@ -42,7 +42,8 @@ TOKENS: dict[str, tuple[str, Any]] = {
     "mixed": ("d_update", "mixed"),
 }
 
-GRAMMAR_HELP = __doc__.split("\n\n", 2)[1] + "\n"
+# Everything after the docstring's first line: the grammar and its token table.
+GRAMMAR_HELP = __doc__.split("\n\n", 1)[1].rstrip() + "\n"
 
 
 def resolve(name: str) -> VariantSpec:
