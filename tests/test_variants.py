@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import numpy as np
 import pytest
 
 from harness.errors import ConfigError
-from variants import AXES, GRAMMAR_HELP, PRESETS, TOKENS, canonical_name, resolve
+from variants import AXES, GRAMMAR_HELP, PRESETS, TOKENS, VariantSpec, canonical_name, combinations, resolve
 
-GRAMMAR_NAMES = ["_".join(combo) for combo in itertools.product(
-    ("nobn", "bn", "bng", "bnd"), ("nodrop", "drophead", "dropblocks"), ("kernel3", "kernel4"),
-    ("layer", "inline"), ("split", "mixed"))]
+GRAMMAR_NAMES = combinations()
 
 
 def _tokens(axis):
@@ -36,6 +33,8 @@ def test_grammar_names_cover_every_axis_combination():
     ("kernel4_dropblocks", {"batchnorm": "none", "kernel": 4, "dropout": "blocks"}),
     ("bng_k3", {"batchnorm": "generator", "kernel": 3}),
     ("cifar_bn_mixed", {"batchnorm": "generator", "d_update": "mixed", "dropout": "none"}),
+    ("bn_kernel4_relu", {"batchnorm": "both", "kernel": 4, "g_activation": "relu", "leaky_relu": "layer"}),
+    ("relu_inline", {"g_activation": "relu", "leaky_relu": "inline", "batchnorm": "none"}),
 ])
 def test_names_resolve_to_axes(name, expected):
     spec = resolve(name)
@@ -92,6 +91,40 @@ def test_grammar_help_lists_every_token_by_axis():
     assert "Examples:" in GRAMMAR_HELP
 
 
+def test_combinations_are_canonical_one_token_per_axis():
+    assert len(GRAMMAR_NAMES) == len(set(GRAMMAR_NAMES)) == np.prod([len(v) for v in AXES.values()])
+    for name in GRAMMAR_NAMES:
+        tokens = name.split("_")
+        assert [TOKENS[t][0] for t in tokens] == list(AXES)
+    # The aliases (k3, k4) are accepted but never canonical.
+    assert not {"k3", "k4"} & {t for name in GRAMMAR_NAMES for t in name.split("_")}
+
+
+def test_preset_values_on_the_g_activation_axis():
+    assert {name: spec.g_activation for name, spec in PRESETS.items()} == {
+        "animals_baseline": "leaky_relu", "cifar_bn": "leaky_relu", "cars_bn_k4": "leaky_relu",
+        "mnist_tutorial": "leaky_relu",
+    }
+    # cifar_bn alone has ReLU after its Dense and LeakyReLU after its convolutions.
+    assert {name: spec.dense_activation for name, spec in PRESETS.items()} == {
+        "animals_baseline": "leaky_relu", "cifar_bn": "relu", "cars_bn_k4": "leaky_relu",
+        "mnist_tutorial": "leaky_relu",
+    }
+    assert resolve("cifar_bn_relu").dense_activation == "relu"
+    assert resolve("cifar_bn_leaky") == PRESETS["cifar_bn"].replace(name="cifar_bn_leaky")
+
+
+def test_g_dense_activation_is_checked_and_logged_as_built():
+    with pytest.raises(ConfigError, match="g_dense_activation='gelu'"):
+        VariantSpec(name="x", g_dense_activation="gelu")
+    assert PRESETS["cifar_bn"].replace(g_dense_activation=None).dense_activation == "leaky_relu"
+    # Params say the function the network has (as runs did before the axis existed).
+    assert PRESETS["animals_baseline"].to_params()["g_dense_activation"] == "leaky_relu"
+    assert resolve("relu").to_params()["g_dense_activation"] == "relu"
+    assert PRESETS["cifar_bn"].to_params()["g_dense_activation"] == "relu"
+    assert resolve("relu").to_params()["g_activation"] == "relu"
+
+
 # --- building and one step -------------------------------------------------------------
 def _step(spec, image_size=None, channels=None):
     """Build the GAN at tiny width and run one eager training step on random images."""
@@ -119,16 +152,52 @@ def test_every_preset_builds_and_steps(name):
     _step(PRESETS[name])
 
 
+def _kinds(model, *kinds):
+    return [type(layer).__name__ for layer in model.layers if type(layer).__name__ in kinds]
+
+
+def _convs(model, kind):
+    return [layer for layer in model.layers if type(layer).__name__ == kind and layer.name != "image"]
+
+
 @pytest.mark.parametrize("name", GRAMMAR_NAMES)
 def test_every_grammar_combination_builds_and_steps(name):
     gan = _step(resolve(name))
     layers = [type(layer).__name__ for layer in gan.discriminator.layers + gan.generator.layers]
     spec = gan.spec
     assert ("BatchNormalization" in layers) == (spec.batchnorm != "none")
-    assert ("LeakyReLU" in layers) == (spec.leaky_relu == "layer") or spec.leaky_relu == "inline"
     assert ("Dropout" in layers) == (spec.dropout != "none")
     kernels = {layer.kernel_size[0] for layer in gan.generator.layers if type(layer).__name__ == "Conv2DTranspose"}
     assert kernels == {spec.kernel}
+    # g_activation picks G's function; leaky_relu its form (and D's) in both networks.
+    g_layer = {"leaky_relu": "LeakyReLU", "relu": "ReLU"}[spec.g_activation]
+    hidden, d_convs = _convs(gan.generator, "Conv2DTranspose"), _convs(gan.discriminator, "Conv2D")
+    if spec.leaky_relu == "layer":
+        assert _kinds(gan.generator, "ReLU", "LeakyReLU") == [g_layer] * (1 + len(hidden))
+        assert _kinds(gan.discriminator, "ReLU", "LeakyReLU") == ["LeakyReLU"] * len(d_convs)
+        assert {layer.activation.__name__ for layer in hidden + d_convs} == {"linear"}
+    else:
+        # Only the Dense projection keeps a layer: the Reshape separates it from the Dense.
+        assert _kinds(gan.generator, "ReLU", "LeakyReLU") == [g_layer]
+        assert _kinds(gan.discriminator, "ReLU", "LeakyReLU") == []
+        assert {layer.activation.__name__ for layer in hidden} == {spec.g_activation}
+        assert {layer.activation.__name__ for layer in d_convs} == {"leaky_relu"}
+
+
+@pytest.mark.parametrize("name", ["bn_kernel4", "bng_inline", "bnd_dropblocks_mixed", *PRESETS])
+def test_g_activation_token_changes_only_the_function(name):
+    """``_relu`` against ``_leaky``: same layers, same BatchNorm places, D untouched."""
+    from variants.builders import build_discriminator, build_generator
+
+    def structure(model):
+        return [(type(layer).__name__, getattr(layer, "activation", None) and layer.activation.__name__)
+                for layer in model.layers]
+
+    relu, leaky = (resolve(f"{name}_{token}").scaled(0.0625) for token in ("relu", "leaky"))
+    swap = {("LeakyReLU", None): ("ReLU", None), ("Conv2DTranspose", "leaky_relu"): ("Conv2DTranspose", "relu")}
+    expected = [swap.get(kind, kind) for kind in structure(build_generator(leaky))]
+    assert structure(build_generator(relu)) == expected
+    assert structure(build_discriminator(relu)) == structure(build_discriminator(leaky))
 
 
 @pytest.mark.parametrize("size, channels", [(28, 1), (64, 3), (28, 3)])

@@ -23,18 +23,15 @@ def build_generator(spec: VariantSpec) -> keras.Model:
     z = keras.Input((spec.latent_dim,), name="z")
     x = layers.Dense(spec.base * spec.base * spec.g_dense_filters, name="project")(z)
     x = layers.Reshape((spec.base, spec.base, spec.g_dense_filters))(x)
-    if spec.g_dense_activation == "relu":
-        x = _normalised(x, spec, bn and spec.bn_on_dense, layers.ReLU())
-    else:
-        # An inline activation on the Dense would need the Reshape in between;
-        # a LeakyReLU right after it is the same function either way.
-        x = _normalised(x, spec, bn and spec.bn_on_dense, _leaky(spec))
+    # A layer in both forms: an inline activation on the Dense would need the
+    # Reshape in between, and an activation right after it is the same function.
+    x = _normalised(x, spec, bn and spec.bn_on_dense, _activation(spec.dense_activation, spec))
     for filters in spec.g_filters:
         conv = layers.Conv2DTranspose(
             filters, spec.kernel, strides=2, padding="same",
-            activation="leaky_relu" if spec.leaky_relu == "inline" else None,
+            activation=spec.g_activation if spec.leaky_relu == "inline" else None,
         )
-        x = _block(x, spec, conv, bn)
+        x = _block(x, spec, conv, bn, spec.g_activation)
     out = layers.Conv2DTranspose if spec.g_out_transpose else layers.Conv2D
     x = out(
         spec.channels, spec.g_out_kernel, strides=2 if spec.g_out_transpose else 1,
@@ -60,7 +57,7 @@ def build_discriminator(spec: VariantSpec) -> keras.Model:
             block.filters, kernel, strides=block.stride, padding="same",
             activation="leaky_relu" if spec.leaky_relu == "inline" else None,
         )
-        x = _block(x, spec, conv, bn and i > 0)
+        x = _block(x, spec, conv, bn and i > 0, "leaky_relu")
         if spec.dropout == "blocks":
             x = layers.Dropout(spec.dropout_rate)(x)
     x = layers.Flatten()(x)
@@ -70,13 +67,13 @@ def build_discriminator(spec: VariantSpec) -> keras.Model:
     return keras.Model(image, logits, name="discriminator")
 
 
-def _block(x, spec: VariantSpec, conv: layers.Layer, bn: bool):
-    """A convolution, then BatchNorm and LeakyReLU in the spec's order."""
+def _block(x, spec: VariantSpec, conv: layers.Layer, bn: bool, activation: str):
+    """A convolution, then BatchNorm and ``activation`` in the spec's order and form."""
     x = conv(x)
     if spec.leaky_relu == "inline":
         # The activation is inside the convolution, so BatchNorm can only follow it.
         return layers.BatchNormalization(momentum=spec.bn_momentum)(x) if bn else x
-    return _normalised(x, spec, bn, _leaky(spec))
+    return _normalised(x, spec, bn, _activation(activation, spec))
 
 
 def _normalised(x, spec: VariantSpec, bn: bool, activation: layers.Layer):
@@ -87,5 +84,8 @@ def _normalised(x, spec: VariantSpec, bn: bool, activation: layers.Layer):
     return norm(activation(x)) if spec.bn_after_activation else activation(norm(x))
 
 
-def _leaky(spec: VariantSpec) -> layers.Layer:
+def _activation(name: str, spec: VariantSpec) -> layers.Layer:
+    """The layer form of a hidden activation: ``"leaky_relu"`` or ``"relu"``."""
+    if name == "relu":
+        return layers.ReLU()
     return layers.LeakyReLU(negative_slope=spec.leaky_slope)

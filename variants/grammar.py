@@ -4,24 +4,27 @@ A name is either a preset (``animals_baseline``), or tokens joined by ``_``,
 optionally after a preset name; each token sets one axis and the rest come
 from the preset (``animals_baseline`` when none is given):
 
-    batchnorm   nobn | bn (both) | bng (generator only) | bnd (discriminator only)
-    dropout     nodrop | drophead | dropblocks
-    kernel      kernel3 | kernel4          (also k3 | k4)
-    leaky_relu  layer | inline
-    d_update    split | mixed
+    batchnorm     nobn | bn (both) | bng (generator only) | bnd (discriminator only)
+    dropout       nodrop | drophead | dropblocks
+    kernel        kernel3 | kernel4        (also k3 | k4)
+    g_activation  leaky | relu             (G's hidden activation; D keeps LeakyReLU)
+    leaky_relu    layer | inline           (form of every hidden activation, G's ReLU too)
+    d_update      split | mixed
 
 Examples: ``bn_kernel4``, ``nobn_kernel3``, ``bn_kernel4_inline_mixed``,
-``kernel4_dropblocks``, ``cifar_bn_mixed`` (cifar_bn with one mixed batch).
+``kernel4_dropblocks``, ``bn_kernel4_relu`` (ReLU in G), ``cifar_bn_mixed``
+(cifar_bn with one mixed batch).
 Giving one axis twice, even with the same value, is an error.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from harness.errors import ConfigError, closest
 from variants.presets import BASELINE, PRESETS
-from variants.spec import VariantSpec
+from variants.spec import AXES, VariantSpec
 
 # token -> (axis, value); the one explicit table the grammar reads.
 TOKENS: dict[str, tuple[str, Any]] = {
@@ -36,14 +39,38 @@ TOKENS: dict[str, tuple[str, Any]] = {
     "kernel4": ("kernel", 4),
     "k3": ("kernel", 3),
     "k4": ("kernel", 4),
+    "leaky": ("g_activation", "leaky_relu"),
+    "relu": ("g_activation", "relu"),
     "layer": ("leaky_relu", "layer"),
     "inline": ("leaky_relu", "inline"),
     "split": ("d_update", "split"),
     "mixed": ("d_update", "mixed"),
 }
 
+
+
+def _first_tokens() -> dict[str, dict[Any, str]]:
+    """axis -> value -> the first token ``TOKENS`` lists for it."""
+    first: dict[str, dict[Any, str]] = {axis: {} for axis in AXES}
+    for token, (axis, value) in TOKENS.items():
+        first[axis].setdefault(value, token)
+    return first
+
+
+# axis -> value -> the token canonical names use (``kernel3``, not ``k3``).
+CANONICAL = _first_tokens()
+
 # Everything after the docstring's first line: the grammar and its token table.
 GRAMMAR_HELP = __doc__.split("\n\n", 1)[1].rstrip() + "\n"
+
+
+def combinations() -> list[str]:
+    """Every grammar name that spells out one canonical token per axis.
+
+    Axes in ``AXES`` order, tokens in ``TOKENS`` order; ``resolve`` maps the
+    names one-to-one onto every combination of the axes' values.
+    """
+    return ["_".join(tokens) for tokens in itertools.product(*(CANONICAL[axis].values() for axis in AXES))]
 
 
 def resolve(name: str) -> VariantSpec:
@@ -78,14 +105,7 @@ def resolve(name: str) -> VariantSpec:
 
 def canonical_name(spec: VariantSpec) -> str:
     """The grammar name that spells out every axis of ``spec`` over its family."""
-    inverse = {
-        "batchnorm": {"none": "nobn", "both": "bn", "generator": "bng", "discriminator": "bnd"},
-        "dropout": {"none": "nodrop", "head": "drophead", "blocks": "dropblocks"},
-        "kernel": {3: "kernel3", 4: "kernel4"},
-        "leaky_relu": {"layer": "layer", "inline": "inline"},
-        "d_update": {"split": "split", "mixed": "mixed"},
-    }
-    return "_".join(inverse[axis][value] for axis, value in spec.axes().items())
+    return "_".join(CANONICAL[axis][value] for axis, value in spec.axes().items())
 
 
 def _split_preset(name: str) -> tuple[VariantSpec, str]:

@@ -11,6 +11,7 @@ from variants.spec import DBlock, VariantSpec
 
 ANIMALS_BASELINE = VariantSpec(
     name="animals_baseline",
+    g_activation="leaky_relu",
     source=(
         "Animals-10 per-class DCGAN notebook: G Dense 4x4x256 + LeakyReLU, three "
         "Conv2DTranspose(128, k3, s2) + LeakyReLU(0.2), Conv2D(3, k3, tanh); D Conv2D 64 "
@@ -25,6 +26,7 @@ CIFAR_BN = VariantSpec(
     batchnorm="generator",
     dropout="none",
     kernel=4,
+    g_activation="leaky_relu",  # after the convolutions; the Dense alone has ReLU
     g_dense_filters=256,
     g_dense_activation="relu",
     g_filters=(128, 64),
@@ -51,6 +53,7 @@ CARS_BN_K4 = VariantSpec(
     batchnorm="both",
     dropout="head",
     kernel=4,
+    g_activation="leaky_relu",
     leaky_relu="layer",
     d_update="split",
     source=(
@@ -65,6 +68,7 @@ MNIST_TUTORIAL = VariantSpec(
     batchnorm="generator",
     dropout="blocks",
     kernel=4,
+    g_activation="leaky_relu",
     leaky_relu="inline",
     d_update="mixed",
     image_size=28,

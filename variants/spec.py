@@ -10,13 +10,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, unknown_name
 
 # The named axes a variant is compared over, with their allowed values.
 AXES: dict[str, tuple[Any, ...]] = {
     "batchnorm": ("none", "generator", "discriminator", "both"),
     "dropout": ("none", "head", "blocks"),
     "kernel": (3, 4),
+    "g_activation": ("leaky_relu", "relu"),
     "leaky_relu": ("layer", "inline"),
     "d_update": ("split", "mixed"),
 }
@@ -43,6 +44,25 @@ class VariantSpec:
     architecture family and the optimisers. Images are ``image_size`` square
     with ``channels`` channels; the generator starts from a ``base`` x ``base``
     map and doubles it once per entry of ``g_filters``.
+
+    Two axes shape the hidden activations, and each changes one thing only:
+
+    - ``g_activation`` is the *function* after the generator's Dense
+      projection and after each of its hidden transposed convolutions:
+      ``"leaky_relu"`` (LeakyReLU with ``leaky_slope``) or ``"relu"``. The
+      discriminator always uses LeakyReLU. ``g_dense_activation``, when set,
+      overrides the function after the Dense alone (``cifar_bn`` has ReLU
+      there and LeakyReLU after its convolutions, as published).
+    - ``leaky_relu`` is the *form* of every hidden activation in both
+      networks, ReLU included: ``"layer"`` (a separate ``LeakyReLU``/``ReLU``
+      layer, BatchNorm before it unless ``bn_after_activation``) or
+      ``"inline"`` (``activation=`` on the convolution, so BatchNorm can
+      only follow it). The Dense projection's activation is a layer in both
+      forms, because the Reshape sits between it and the Dense. The axis is
+      named after LeakyReLU, which is all D uses.
+
+    So switching ``g_activation`` never moves a BatchNorm, and switching
+    ``leaky_relu`` never changes a function.
     """
 
     name: str
@@ -50,6 +70,7 @@ class VariantSpec:
     batchnorm: str = "none"
     dropout: str = "head"
     kernel: int = 3
+    g_activation: str = "leaky_relu"
     leaky_relu: str = "layer"
     d_update: str = "split"
     # --- architecture family ----------------------------------------------
@@ -57,7 +78,7 @@ class VariantSpec:
     channels: int = 3
     latent_dim: int = 100
     g_dense_filters: int = 256
-    g_dense_activation: str = "leaky_relu"  # "leaky_relu" or "relu"
+    g_dense_activation: str | None = None  # None: as g_activation; else "leaky_relu" or "relu"
     g_filters: tuple[int, ...] = (128, 128, 128)
     g_out_kernel: int = 3
     g_out_transpose: bool = False  # last layer Conv2DTranspose (stride 2) instead of Conv2D
@@ -91,6 +112,11 @@ class VariantSpec:
                 raise ConfigError(f"{key}={getattr(self, key)} must be in [0, 1).")
         if not 0 <= self.dropout_rate < 1:
             raise ConfigError(f"dropout_rate={self.dropout_rate} must be in [0, 1).")
+        if self.g_dense_activation not in (None, *AXES["g_activation"]):
+            raise ConfigError(
+                f"variant {self.name!r}: g_dense_activation={self.g_dense_activation!r} is not one of "
+                f"None (as g_activation), {', '.join(AXES['g_activation'])}."
+            )
         if self.leaky_relu == "inline" and self.leaky_slope != 0.2:
             raise ConfigError(
                 f"variant {self.name!r}: inline LeakyReLU uses Keras's 'leaky_relu' (slope 0.2); "
@@ -116,6 +142,11 @@ class VariantSpec:
         return self.image_size // self.upsampling
 
     @property
+    def dense_activation(self) -> str:
+        """The activation after the generator's Dense projection."""
+        return self.g_dense_activation or self.g_activation
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         return (self.image_size, self.image_size, self.channels)
 
@@ -128,10 +159,10 @@ class VariantSpec:
         fields = {f.name: f for f in dataclasses.fields(self)}
         for key, value in changes.items():
             if key not in fields:
-                from harness.errors import unknown_name
-
                 raise unknown_name("variant field", key, fields)
             current = getattr(self, key)
+            if value is None and fields[key].default is None:
+                continue  # None is that field's "not set", e.g. g_dense_activation
             if isinstance(current, bool) != isinstance(value, bool) or (
                 isinstance(current, (int, float, str))
                 and not isinstance(current, bool)
@@ -144,10 +175,17 @@ class VariantSpec:
         return dataclasses.replace(self, **changes)
 
     def scaled(self, width: float) -> VariantSpec:
-        """The same variant with every layer width multiplied by ``width`` (for quick tests)."""
+        """The same variant with every layer width multiplied by ``width`` (for quick tests).
+
+        Raises ConfigError when a layer would round to no filters at all.
+        """
+        narrowest = min(self.g_dense_filters, *self.g_filters, *(b.filters for b in self.d_blocks))
+        if round(narrowest * width) < 1:
+            raise ConfigError(f"--width {width:g} rounds the narrowest layer ({narrowest} filters) to no "
+                              f"filters; use at least {0.5 / narrowest:.2g}.")
 
         def w(n: int) -> int:
-            return max(1, round(n * width))
+            return round(n * width)
 
         return dataclasses.replace(
             self,
@@ -180,7 +218,12 @@ class VariantSpec:
             if f.name == "source":  # documentation, not a hyperparameter
                 continue
             value = getattr(self, f.name)
-            if f.name == "d_blocks":
+            if f.name == "g_dense_activation":
+                # The function the network has, not "None": what a run records is
+                # what was built, and runs logged before g_activation existed
+                # recorded it this way.
+                value = self.dense_activation
+            elif f.name == "d_blocks":
                 value = ",".join(f"{b.filters}/s{b.stride}" + (f"/k{b.kernel}" if b.kernel else "") for b in value)
             elif isinstance(value, tuple):
                 value = ",".join(map(str, value))
