@@ -35,6 +35,8 @@ def test_grammar_names_cover_every_axis_combination():
     ("cifar_bn_mixed", {"batchnorm": "generator", "d_update": "mixed", "dropout": "none"}),
     ("bn_kernel4_relu", {"batchnorm": "both", "kernel": 4, "g_activation": "relu", "leaky_relu": "layer"}),
     ("relu_inline", {"g_activation": "relu", "leaky_relu": "inline", "batchnorm": "none"}),
+    ("ugto_dcgan64_leaky", {"g_activation": "leaky_relu", "kernel": 4, "d_update": "mixed"}),
+    ("ugto_dcgan64_bn_k3", {"batchnorm": "both", "kernel": 3, "g_activation": "relu"}),
 ])
 def test_names_resolve_to_axes(name, expected):
     spec = resolve(name)
@@ -103,12 +105,12 @@ def test_combinations_are_canonical_one_token_per_axis():
 def test_preset_values_on_the_g_activation_axis():
     assert {name: spec.g_activation for name, spec in PRESETS.items()} == {
         "animals_baseline": "leaky_relu", "cifar_bn": "leaky_relu", "cars_bn_k4": "leaky_relu",
-        "mnist_tutorial": "leaky_relu",
+        "mnist_tutorial": "leaky_relu", "ugto_dcgan64": "relu",
     }
     # cifar_bn alone has ReLU after its Dense and LeakyReLU after its convolutions.
     assert {name: spec.dense_activation for name, spec in PRESETS.items()} == {
         "animals_baseline": "leaky_relu", "cifar_bn": "relu", "cars_bn_k4": "leaky_relu",
-        "mnist_tutorial": "leaky_relu",
+        "mnist_tutorial": "leaky_relu", "ugto_dcgan64": "relu",
     }
     assert resolve("cifar_bn_relu").dense_activation == "relu"
     assert resolve("cifar_bn_leaky") == PRESETS["cifar_bn"].replace(name="cifar_bn_leaky")
@@ -206,6 +208,17 @@ def test_variants_adapt_to_image_size(size, channels):
         _step(PRESETS.get(name) or resolve(name), size, channels)
 
 
+def test_ugto_dcgan64_adapts_to_cifar_size_and_keeps_64():
+    native = PRESETS["ugto_dcgan64"]
+    assert native.image_size == 64 and native.for_image(64, 3) is native
+    small = native.for_image(32, 3)
+    # The 8x8 start is kept, so the last (widest) up-sampling block goes.
+    assert (small.base, small.g_filters) == (8, (128, 256))
+    assert small.d_blocks == native.d_blocks and small.g_activation == "relu"
+    gan = _step(small)
+    assert gan.generator.output_shape == (None, 32, 32, 3)
+
+
 def test_preset_architectures_match_the_notebooks():
     from variants.builders import build_discriminator, build_generator
 
@@ -234,3 +247,19 @@ def test_preset_architectures_match_the_notebooks():
     d = build_discriminator(PRESETS["mnist_tutorial"])
     assert convs(d, "Conv2D") == [(64, 5, 2), (64, 3, 2)]
     assert sum(type(l).__name__ == "Dropout" for l in d.layers) == 2
+
+    spec = PRESETS["ugto_dcgan64"]
+    g = build_generator(spec)
+    assert g.input_shape == (None, 128) and g.output_shape == (None, 64, 64, 3)
+    assert g.layers[1].units == 8 * 8 * 128
+    assert convs(g, "Conv2DTranspose") == [(128, 4, 2), (256, 4, 2), (512, 4, 2)]
+    assert convs(g, "Conv2D") == [(3, 5, 1)] and g.layers[-1].activation.__name__ == "tanh"
+    kinds = [type(l).__name__ for l in g.layers]
+    # ReLU after the Dense and after each transposed convolution; no BatchNorm.
+    assert kinds.count("ReLU") == 4 and "LeakyReLU" not in kinds and "BatchNormalization" not in kinds
+    d = build_discriminator(spec)
+    assert convs(d, "Conv2D") == [(64, 4, 2), (128, 4, 2), (128, 4, 2)]
+    assert [type(l).__name__ for l in d.layers].count("LeakyReLU") == 3
+    assert [type(l).__name__ for l in d.layers[-3:]] == ["Flatten", "Dropout", "Dense"]
+    assert d.layers[-2].rate == 0.2 and "BatchNormalization" not in [type(l).__name__ for l in d.layers]
+    assert (spec.g_lr, spec.d_lr, spec.g_beta_1, spec.d_beta_1, spec.d_update) == (1e-4, 1e-4, 0.9, 0.9, "mixed")

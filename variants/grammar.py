@@ -13,7 +13,7 @@ from the preset (``animals_baseline`` when none is given):
 
 Examples: ``bn_kernel4``, ``nobn_kernel3``, ``bn_kernel4_inline_mixed``,
 ``kernel4_dropblocks``, ``bn_kernel4_relu`` (ReLU in G), ``cifar_bn_mixed``
-(cifar_bn with one mixed batch).
+(cifar_bn with one mixed batch), ``ugto_dcgan64_leaky``.
 Giving one axis twice, even with the same value, is an error.
 """
 

@@ -88,8 +88,44 @@ MNIST_TUTORIAL = VariantSpec(
     ),
 )
 
+UGTO_DCGAN64 = VariantSpec(
+    name="ugto_dcgan64",
+    batchnorm="none",
+    dropout="head",
+    kernel=4,
+    g_activation="relu",
+    leaky_relu="layer",
+    d_update="mixed",
+    image_size=64,
+    latent_dim=128,
+    g_dense_filters=128,
+    g_filters=(128, 256, 512),
+    g_out_kernel=5,
+    d_blocks=(DBlock(64), DBlock(128), DBlock(128)),
+    dropout_rate=0.2,
+    g_lr=1e-4,
+    g_beta_1=0.9,
+    d_lr=1e-4,
+    d_beta_1=0.9,
+    source=(
+        "UGTO 64x64 DCGAN final-project notebook (Caltech 101/256 and Kaggle categories). "
+        "From the notebook text: images resized to 64x64 and scaled to [-1, 1]; G a Dense "
+        "layer and three Conv2DTranspose, all with ReLU, then a convolution with tanh; D three "
+        "convolutions with LeakyReLU, Flatten, Dropout, Dense(1, sigmoid); each D batch half "
+        "real, half generated (one mixed batch). The text gives no widths, kernels, strides, "
+        "rates or BatchNorm, so these come from the Keras DCGAN guide it cites "
+        "(dcgan_overriding_train_step): latent 128; G Dense 8x8x128, Conv2DTranspose "
+        "128/256/512 (k4, s2), Conv2D(3, k5); D Conv2D 64/128/128 (k4, s2) with "
+        "LeakyReLU(0.2) layers, Dropout(0.2); Adam(1e-4) for both with Keras's default "
+        "beta_1 0.9; no BatchNorm. Not taken from the guide: its G activations (none after "
+        "the Dense, LeakyReLU after the transposed convolutions; the notebook has ReLU after "
+        "all four), its sigmoid output on [0, 1] images, and its 0.05 label noise. The "
+        "notebook saves .h5 files; the harness logs the generator as .keras."
+    ),
+)
+
 PRESETS: dict[str, VariantSpec] = {
-    spec.name: spec for spec in (ANIMALS_BASELINE, CIFAR_BN, CARS_BN_K4, MNIST_TUTORIAL)
+    spec.name: spec for spec in (ANIMALS_BASELINE, CIFAR_BN, CARS_BN_K4, MNIST_TUTORIAL, UGTO_DCGAN64)
 }
 
 # Grammar names take their unspecified axes (and the whole architecture family)
