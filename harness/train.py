@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import signal
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,11 +29,19 @@ from typing import Any
 
 import numpy as np
 
-from harness import checkpoints
+from harness import checkpoints, tracking
 from harness.config import RunConfig
+from harness.data import load_dataset
 from harness.errors import ConfigError, TrainingFailed
+from harness.images import grid, to_uint8
+from variants import canonical_name, resolve
 
 SAMPLE_GRID = 64  # images in each epoch's sample grid (8 x 8)
+# Config fields not logged as params: the spec's own values stand for the optimiser
+# settings, the evaluator's identity for the backbone, and where things are stored
+# (a tracking URI may carry a password) is no property of the run.
+UNLOGGED = {"tags", "progress", "run_name", "tracking_uri", "experiment", "image_size", "backbone",
+            "inception", "g_lr", "d_lr", "g_beta_1", "d_beta_1", "label_smoothing"}
 
 
 class StopRun(Exception):
@@ -65,10 +76,6 @@ def run(config: RunConfig, *, resume: str | None = None,
     subclasses for user mistakes (before any run is created) and
     ``TrainingFailed`` when training diverges (the run is then FAILED).
     """
-    from harness import tracking
-    from harness.data import load_dataset
-    from variants import canonical_name, resolve
-
     # --- resolve the config, the variant and the data -------------------------------
     config = config.resolved()
     spec = resolve(config.variant).replace(**config.overrides)
@@ -80,13 +87,13 @@ def run(config: RunConfig, *, resume: str | None = None,
     _check_writable(config.checkpoint_dir, "--checkpoint-dir")
     tracking.ensure_store(config.tracking_uri)
     if resume:
-        _check_resume(config, resume)
+        _check_resume(config, resume, log)
 
-    # --- model ---------------------------------------------------------------------
+    # --- model and data pipeline ----------------------------------------------------------
     import keras
     import tensorflow as tf
 
-    from harness.callbacks import NonFiniteGuard, ProgressBar
+    from harness.callbacks import EpochLine, NonFiniteGuard, ProgressBar
     from harness.data.pipeline import epoch_batches
     from harness.gan import GAN
 
@@ -98,8 +105,8 @@ def run(config: RunConfig, *, resume: str | None = None,
     images = tf.data.Dataset.from_tensor_slices(dataset.images)  # copied into TensorFlow once
     fixed_noise = np.random.default_rng(config.seed).standard_normal(
         (SAMPLE_GRID, spec.latent_dim)).astype(np.float32)
-
-    evaluator = _evaluator(config, spec, dataset) if config.eval_every else None
+    evaluator = _evaluator(config, spec, dataset, log) if config.eval_every else None
+    bar_on = sys.stderr.isatty() if config.progress is None else config.progress
 
     # --- tracking: a new run, or the one being resumed ----------------------------------
     first_epoch, held, logged, last_checkpoint = 1, None, set(), None
@@ -118,17 +125,22 @@ def run(config: RunConfig, *, resume: str | None = None,
         logger = tracking.RunLogger.start(
             config.tracking_uri, config.experiment,
             run_name=config.run_name or f"{config.variant}-{config.class_name}-s{config.seed}", tags=tags)
-        logger.log_params({**spec.to_params(), **_config_params(config), **dataset.params(),
-                           "steps_per_epoch": steps})
+        logger.log_params({**_params(config, spec, dataset), "steps_per_epoch": steps})
         logger.log_dataset(dataset.name, dataset.path, dataset.fingerprint, len(dataset.images))
-        logger.log_json(config.to_dict(), "config.json")
+        logger.log_json({k: v for k, v in config.to_dict().items() if k != "tracking_uri"}, "config.json")
     run_id = logger.run_id
     ckpt_dir = Path(config.checkpoint_dir) / run_id
     log(f"run {run_id}: {config.variant} on {config.dataset} ({len(dataset.images)} images, "
-        f"{config.epochs} epochs, batch {config.batch_size}) -> {config.tracking_uri}")
+        f"{config.epochs} epochs, batch {config.batch_size}) -> {tracking.public(config.tracking_uri)}")
+
+    def save_checkpoint(epoch: int, metrics: dict[str, float]) -> str:
+        return str(checkpoints.save(ckpt_dir, epoch, gan, {"run_id": run_id, "config": config.to_dict(),
+                                                          "metrics": metrics},
+                                    arrays={"fixed_noise": fixed_noise}, keep=config.keep_checkpoints))
 
     # --- train ----------------------------------------------------------------------
     result = RunResult(run_id=run_id, status="RUNNING", epochs_done=first_epoch - 1, checkpoint=last_checkpoint)
+    line = EpochLine(config.epochs, first_epoch, log)
     previous_sigterm = _sigterm_as_interrupt()
     try:
         if held is None:
@@ -137,16 +149,17 @@ def run(config: RunConfig, *, resume: str | None = None,
             logger.log_params(evaluator.params())
         tracking_seconds = 0.0
         for epoch in range(first_epoch, config.epochs + 1):
-            guard = NonFiniteGuard()
-            bar = ProgressBar(epoch, config.epochs, steps, config.batch_size, enabled=config.progress)
             start = time.perf_counter()
-            history = gan.fit(epoch_batches(images, config.batch_size, seed=config.seed, epoch=epoch), epochs=1, verbose=0, shuffle=False, callbacks=[bar, guard])
+            guard = NonFiniteGuard()
+            bar = ProgressBar(epoch, config.epochs, steps, config.batch_size, enabled=bar_on)
+            history = gan.fit(epoch_batches(images, config.batch_size, seed=config.seed, epoch=epoch),
+                              epochs=1, verbose=0, shuffle=False, callbacks=[bar, guard])
             seconds = time.perf_counter() - start
             if guard.bad is not None:
-                raise TrainingFailed(
-                    f"{guard.bad} became {guard.value} at epoch {epoch}, step {guard.step}; the last good "
-                    f"checkpoint (epoch {epoch - 1}) is kept. Try a lower learning rate."
-                )
+                kept = (f"the last checkpoint, {result.checkpoint} (epoch {result.epochs_done}), is kept"
+                        if result.checkpoint else "no checkpoint was saved before it")
+                raise TrainingFailed(f"{guard.bad} became {guard.value} at epoch {epoch}, step {guard.step}; "
+                                     f"{kept}. Try a lower learning rate.")
             metrics = {k: float(v[-1]) for k, v in history.history.items()}
             metrics.update(images_per_s=steps * config.batch_size / seconds, epoch_seconds=seconds,
                            tracking_seconds=tracking_seconds)
@@ -154,10 +167,8 @@ def run(config: RunConfig, *, resume: str | None = None,
                 metrics.update(evaluator.evaluate(gan.generator, latent_dim=spec.latent_dim, seed=config.seed))
 
             # --- save: checkpoint (with the metrics), then metrics, then sample grid --
-            start = time.perf_counter()
-            result.checkpoint = str(checkpoints.save(
-                ckpt_dir, epoch, gan, {"run_id": run_id, "config": config.to_dict(), "metrics": metrics},
-                arrays={"fixed_noise": fixed_noise}, keep=config.keep_checkpoints))
+            saving = time.perf_counter()
+            result.checkpoint = save_checkpoint(epoch, metrics)
             result.epochs_done, result.metrics = epoch, metrics
             if epoch in logged:
                 log(f"epoch {epoch} was logged before its checkpoint was lost; its first metrics are kept")
@@ -165,8 +176,9 @@ def run(config: RunConfig, *, resume: str | None = None,
                 logger.log_metrics(metrics, step=epoch)
             if epoch % config.sample_every == 0 or epoch == config.epochs:
                 logger.log_png(_sample_grid(gan, fixed_noise), f"samples/epoch_{epoch:04d}.png")
-            tracking_seconds = time.perf_counter() - start
+            tracking_seconds = time.perf_counter() - saving
             result.history.append(metrics)
+            line.report(epoch, metrics, time.perf_counter() - start)
             if on_epoch is not None:
                 on_epoch(epoch, metrics)
 
@@ -176,6 +188,12 @@ def run(config: RunConfig, *, resume: str | None = None,
             logger.log_file(result.checkpoint, "checkpoints")
         logger.end("FINISHED")
         result.status = "FINISHED"
+        if config.clean_checkpoints and result.checkpoint:
+            # The last checkpoint is in MLflow now; `--resume` fetches it back if needed.
+            checkpoints.unlock(held)
+            held = None
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+            result.checkpoint = None
     except StopRun as stop:
         logger.set_tags({"stopped_reason": stop.reason})
         logger.end(stop.status)
@@ -188,9 +206,7 @@ def run(config: RunConfig, *, resume: str | None = None,
         with _signals_ignored():
             done = ckpt_dir / f"epoch-{result.epochs_done:04d}.npz"
             if not done.exists():
-                checkpoints.save(ckpt_dir, result.epochs_done, gan,
-                                 {"run_id": run_id, "config": config.to_dict(), "metrics": result.metrics},
-                                 arrays={"fixed_noise": fixed_noise}, keep=config.keep_checkpoints)
+                save_checkpoint(result.epochs_done, result.metrics)
             result.checkpoint = str(done)
             logger.end("KILLED", reason=f"interrupted during epoch {result.epochs_done + 1}",
                        best_effort=True)
@@ -210,23 +226,15 @@ def run(config: RunConfig, *, resume: str | None = None,
 
 def find_resumable(config: RunConfig) -> str:
     """The newest unfinished run of ``config``'s variant and dataset that has a checkpoint."""
-    from harness import tracking
-
     config = config.resolved()
     tracking.ensure_store(config.tracking_uri)  # fail fast, not after the client's retries
-    client = tracking.client(config.tracking_uri)
-    experiment = client.get_experiment_by_name(config.experiment)
-    if experiment is not None:
-        runs = client.search_runs(
-            [experiment.experiment_id],
-            filter_string=(f"tags.variant = '{config.variant}' AND tags.dataset = '{config.dataset}' "
-                           "AND attributes.status != 'FINISHED'"),
-            order_by=["attributes.start_time DESC"], max_results=50)
-        for found in runs:
-            folder = Path(config.checkpoint_dir) / found.info.run_id
-            # A locked folder belongs to a run another process is still training.
-            if checkpoints.list_checkpoints(folder) and not checkpoints.is_locked(folder):
-                return found.info.run_id
+    runs = tracking.find_runs(config.tracking_uri, config.experiment, not_status="FINISHED", max_results=50,
+                              tags={"variant": config.variant, "dataset": config.dataset})
+    for found in runs:
+        folder = Path(config.checkpoint_dir) / found.info.run_id
+        # A locked folder belongs to a run another process is still training.
+        if checkpoints.list_checkpoints(folder) and not checkpoints.is_locked(folder):
+            return found.info.run_id
     raise ConfigError(
         f"--resume: no unfinished run of {config.variant} on {config.dataset} with a checkpoint in "
         f"{config.checkpoint_dir!r} (experiment {config.experiment!r}) that no other process is "
@@ -234,29 +242,35 @@ def find_resumable(config: RunConfig) -> str:
     )
 
 
-def _config_params(config: RunConfig) -> dict[str, Any]:
-    skip = {"tags", "overrides", "progress", "run_name"}
-    return {k: v for k, v in config.to_dict().items() if k not in skip}
+def _params(config: RunConfig, spec, dataset) -> dict[str, Any]:
+    """The run's params: the resolved variant, what changes training, and the data, each once."""
+    run = {k: v for k, v in config.to_dict().items() if k not in UNLOGGED}
+    variant = {k: v for k, v in spec.to_params().items() if k != "name"}  # `variant` names it
+    data = {k: v for k, v in dataset.params().items() if k != "data_image_size"}  # = image_size
+    return {**variant, **run, **data}
 
 
-def _check_resume(config: RunConfig, run_id: str) -> None:
+def _check_resume(config: RunConfig, run_id: str, log) -> None:
     """Refuse to resume ``run_id`` before anything is built, naming what is wrong.
 
     Refused: no checkpoint, a run not in the store, a run another process is
     training, a changed configuration, a finished run with nothing left to train.
+    A run whose local checkpoints were removed after it finished gets its
+    logged last checkpoint back from MLflow.
     """
-    from harness import tracking
-
     folder = Path(config.checkpoint_dir) / run_id
-    found = checkpoints.list_checkpoints(folder)
-    if not found:
-        raise ConfigError(f"--resume {run_id}: no checkpoint in {folder}; pass the --checkpoint-dir the "
-                          "run was trained with, or start a new run without --resume.")
     try:
         status = tracking.client(config.tracking_uri).get_run(run_id).info.status
     except Exception:
-        raise ConfigError(f"--resume {run_id}: no such run in {config.tracking_uri!r}; pass the "
-                          "--tracking-uri it was logged to, or start a new run.") from None
+        raise ConfigError(f"--resume {run_id}: no such run in {tracking.public(config.tracking_uri)!r}; pass "
+                          "the --tracking-uri it was logged to, or start a new run.") from None
+    found = checkpoints.list_checkpoints(folder)
+    if not found and tracking.fetch_checkpoint(config.tracking_uri, run_id, folder):
+        log(f"fetched run {run_id}'s last checkpoint from MLflow into {folder}")
+        found = checkpoints.list_checkpoints(folder)
+    if not found:
+        raise ConfigError(f"--resume {run_id}: no checkpoint in {folder}; pass the --checkpoint-dir the "
+                          "run was trained with, or start a new run without --resume.")
     if checkpoints.is_locked(folder):
         checkpoints.unlock(checkpoints.lock(folder))  # raises RunBusy naming the owner
     meta = None
@@ -288,7 +302,7 @@ def _restore(config: RunConfig, run_id: str, gan, log):
     """
     folder = Path(config.checkpoint_dir) / run_id
     held = checkpoints.lock(folder)
-    meta = checkpoints.latest_valid(folder, gan, warn=log)
+    meta = checkpoints.latest_valid(folder, gan, warn=log, run_id=run_id)
     if meta is None:
         checkpoints.unlock(held)
         raise ConfigError(f"--resume {run_id}: no checkpoint in {folder} matches the model; start a "
@@ -312,18 +326,19 @@ def _repair_metrics(logger, meta: dict[str, Any], gan, fixed_noise: np.ndarray, 
     return logged
 
 
-def _evaluator(config: RunConfig, spec, dataset):
+def _evaluator(config: RunConfig, spec, dataset, log):
     from harness.metrics.evaluator import make_evaluator
 
-    return make_evaluator(
+    evaluator = make_evaluator(
         dataset_key=f"{dataset.source}:{dataset.name}:train:{spec.image_size}:{dataset.fingerprint}",
         reference_images=dataset.images, n_samples=config.eval_samples,
         backbone=config.backbone, inception_path=config.inception)
+    if getattr(evaluator, "warning", None):
+        log(f"warning: {evaluator.warning}")
+    return evaluator
 
 
 def _sample_grid(gan, noise: np.ndarray) -> np.ndarray:
-    from harness.images import grid, to_uint8
-
     images = to_uint8(gan.sample(noise).numpy())
     return grid(images, cols=int(math.sqrt(len(images))))
 
@@ -337,8 +352,6 @@ def _pip_requirements() -> list[str]:
 
 def _check_writable(folder: str, flag: str) -> None:
     """Create ``folder`` and write a probe file in it, so a bad location fails before training."""
-    import tempfile
-
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):

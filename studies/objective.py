@@ -10,17 +10,16 @@ trial number and final state as tags; the trial carries the run id.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
 
+from harness import tracking, train
 from harness.config import RunConfig
 from harness.errors import TrainingFailed
 from studies import space as spaces
 from studies.storage import worker_id
 
-OBJECTIVES = ("fid", "kid")
 PARENT_TAG = "mlflow.parentRunId"  # what makes MLflow show a run nested under another
 
 
@@ -41,25 +40,15 @@ class Objective:
 
     def config_for(self, trial, params: dict[str, Any]) -> RunConfig:
         """The run config of ``trial`` given its sampled ``params``."""
-        overrides = dict(self.base.overrides)
-        for name, key in (("g_lr", "g_lr"), ("d_lr", "d_lr"), ("beta_1", "g_beta_1"),
-                          ("beta_1", "d_beta_1"), ("label_smoothing", "label_smoothing")):
-            if name in params:
-                overrides[key] = float(params[name])
         tags = {**self.base.tags, "optuna.study_name": self.study_name,
                 "optuna.trial_number": str(trial.number), "optuna.trial_state": "RUNNING"}
         if self.parent_run_id:
             tags[PARENT_TAG] = self.parent_run_id
-        return dataclasses.replace(
-            self.base, overrides=overrides, tags=tags,
-            epochs=int(params.get("epochs", self.base.epochs or 0)) or None,
-            batch_size=int(params.get("batch_size", self.base.batch_size)),
-            run_name=f"{self.study_name}-trial{trial.number}")
+        return self.base.replace(**spaces.run_fields(params), tags=tags,
+                                 run_name=f"{self.study_name}-trial{trial.number}")
 
     def __call__(self, trial) -> float:
         import optuna
-
-        from harness import train
 
         run = self.train_fn or train.run
         params = spaces.suggest(trial, self.space)
@@ -102,29 +91,16 @@ class Objective:
 
     def _finish(self, trial, config: RunConfig, run_id: str | None, state: str) -> None:
         """Link the trial and its MLflow run both ways and record the trial's final state."""
-        from harness import tracking
-
-        if self.train_fn is not None:
-            return  # a stand-in trainer logs nothing to MLflow
-        client = tracking.client(config.tracking_uri)
-        run_id = run_id or _find_run(client, config, self.study_name, trial.number)
-        if run_id is None:  # failed before its run was created (e.g. unreadable data)
-            return
+        if run_id is None:  # failed before it returned: find its run, if it got one
+            found = tracking.find_runs(config.tracking_uri, config.resolved().experiment, max_results=1, tags={
+                "optuna.study_name": self.study_name, "optuna.trial_number": str(trial.number)})
+            if not found:  # failed before its run was created (e.g. unreadable data)
+                return
+            run_id = found[0].info.run_id
         trial.set_user_attr("mlflow_run_id", run_id)
-        client.set_tag(run_id, "optuna.trial_state", state)
+        run = tracking.RunLogger(config.tracking_uri, run_id)
+        run.set_tags({"optuna.trial_state": state})
         if "eval_backbone" not in trial.study.user_attrs:
-            backbone = client.get_run(run_id).data.params.get("eval_backbone")
+            backbone = run.client.get_run(run_id).data.params.get("eval_backbone")
             if backbone:
                 trial.study.set_user_attr("eval_backbone", backbone)
-
-
-def _find_run(client, config: RunConfig, study_name: str, number: int) -> str | None:
-    experiment = client.get_experiment_by_name(config.resolved().experiment)
-    if experiment is None:
-        return None
-    found = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=(f"tags.`optuna.study_name` = '{study_name}' AND "
-                       f"tags.`optuna.trial_number` = '{number}'"),
-        order_by=["attributes.start_time DESC"], max_results=1)
-    return found[0].info.run_id if found else None

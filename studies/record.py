@@ -34,8 +34,8 @@ def open_parent(study, uri: str, experiment: str, tags: dict[str, str]) -> str:
     return run.info.run_id
 
 
-def close_parent(study, uri: str, run_id: str, metric: str) -> dict[str, Any]:
-    """Write the study's outcome to the parent run and end it FINISHED.
+def close_parent(study, uri: str, run_id: str, metric: str, status: str = "FINISHED") -> dict[str, Any]:
+    """Write the study's outcome to the parent run and end it with ``status``.
 
     Logs trial counts by state, the best value (metric ``best_<metric>``) and the
     best params (tags ``best.<name>``, since params cannot change when a resumed
@@ -63,22 +63,18 @@ def close_parent(study, uri: str, run_id: str, metric: str) -> dict[str, Any]:
     logger.log_json(summary, "optuna/summary.json")
     for name in _log_plots(study, logger):
         summary.setdefault("plots", []).append(name)
-    tracking.client(uri).set_terminated(run_id, status="FINISHED")
+    logger.end(status)
     return summary
 
 
 def end_runs(uri: str, experiment: str, study_name: str, numbers: list[int], status: str) -> None:
     """End the still-RUNNING child runs of trials ``numbers`` with ``status``."""
-    client = tracking.client(uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return
     for number in numbers:
-        for run in client.search_runs(
-                [found.experiment_id], f"tags.`optuna.study_name` = '{study_name}' AND "
-                f"tags.`optuna.trial_number` = '{number}' AND attributes.status = 'RUNNING'"):
-            client.set_tag(run.info.run_id, "optuna.trial_state", "FAIL")
-            client.set_terminated(run.info.run_id, status=status)
+        for run in tracking.find_runs(uri, experiment, status="RUNNING", tags={
+                "optuna.study_name": study_name, "optuna.trial_number": str(number)}):
+            logger = tracking.RunLogger(uri, run.info.run_id)
+            logger.set_tags({"optuna.trial_state": "FAIL"})
+            logger.end(status)
 
 
 def _log_plots(study, logger) -> list[str]:

@@ -29,6 +29,12 @@ INT_PARAMS = ("epochs", "batch_size")
 FLOAT_PARAMS = ("g_lr", "d_lr", "beta_1", "label_smoothing")
 PARAMS = FLOAT_PARAMS + INT_PARAMS
 LOG_BY_DEFAULT = ("g_lr", "d_lr")  # learning rates span decades
+# Search parameter -> the run config fields it sets (one beta_1 for both networks).
+RUN_FIELDS: dict[str, tuple[str, ...]] = {
+    "g_lr": ("g_lr",), "d_lr": ("d_lr",), "beta_1": ("g_beta_1", "d_beta_1"),
+    "label_smoothing": ("label_smoothing",), "epochs": ("epochs",), "batch_size": ("batch_size",),
+}
+SEARCHED_FIELDS = tuple(field for fields in RUN_FIELDS.values() for field in fields)
 BATCH_SIZES = (64, 128, 256)
 
 
@@ -103,6 +109,12 @@ def suggest(trial, space: Space) -> dict[str, Any]:
     return params
 
 
+def run_fields(params: dict[str, Any]) -> dict[str, Any]:
+    """The run config fields that sampled ``params`` set (``RunConfig.replace(**run_fields(p))``)."""
+    return {field: int(value) if name in INT_PARAMS else float(value)
+            for name, value in params.items() for field in RUN_FIELDS[name]}
+
+
 def grid(space: Space, points: int = 3) -> dict[str, list[Any]]:
     """The grid a grid sampler walks: choices as given, ranges as ``points`` values
     (log-spaced for log ranges), fixed values left out (they are not searched)."""
@@ -171,7 +183,7 @@ def load_space_file(path: str | Path) -> Space:
             raise ConfigError(f"--space {str(path)!r} is not valid JSON: {exc}.") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"--space {str(path)!r} must hold a JSON object of parameters.")
-    return check({name: _from_json(name, value) for name, value in raw.items()})
+    return from_json(raw)
 
 
 def to_json(space: Space) -> dict[str, Any]:
@@ -185,7 +197,12 @@ def to_json(space: Space) -> dict[str, Any]:
     return {name: one(dist) for name, dist in space.items()}
 
 
-def _from_json(name: str, value: Any) -> Any:
+def from_json(raw: dict[str, Any]) -> Space:
+    """The space that ``to_json`` (or a JSON space file) wrote; checked."""
+    return check({name: _one_from_json(name, value) for name, value in raw.items()})
+
+
+def _one_from_json(name: str, value: Any) -> Any:
     if isinstance(value, (Range, Choice)):
         return value
     if isinstance(value, dict):

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.urls import redact
 
 DEFAULT_SQLITE = "sqlite:///optuna.db"
 DEFAULT_JOURNAL = "journal:optuna.journal"
@@ -83,7 +84,7 @@ def open_storage(url: str):
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
                 engine_kwargs={"pool_pre_ping": True} if url.startswith("postgresql") else None)
         except Exception as exc:  # sqlalchemy's errors name the driver, not the flag
-            raise ConfigError(f"--storage {_redact(url)!r} cannot be opened: {_first_line(exc)}. "
+            raise ConfigError(f"--storage {redact(url)!r} cannot be opened: {_first_line(exc)}. "
                               "Check the address and that the database exists.") from None
 
 
@@ -132,14 +133,6 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except (OSError, IndexError):
         return True
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest and ":" in rest.split("@", 1)[0]:
-        user = rest.split("@", 1)[0].split(":", 1)[0]
-        rest = f"{user}:***@{rest.split('@', 1)[1]}"
-    return scheme + sep + rest
 
 
 def _first_line(exc: Exception) -> str:

@@ -13,7 +13,9 @@ import os
 import subprocess
 import sys
 
-from studies.runner import StudySettings, optimize
+from harness.errors import HarnessError
+from studies.optimize import optimize
+from studies.settings import StudySettings
 
 
 def run_workers(settings: StudySettings, shares: list[int], log=print) -> list[int]:
@@ -43,8 +45,6 @@ def run_workers(settings: StudySettings, shares: list[int], log=print) -> list[i
 
 
 def main(argv: list[str]) -> int:
-    from harness.errors import HarnessError
-
     settings, n_trials, index = StudySettings.from_json(argv[0]), int(argv[1]), int(argv[2])
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:

@@ -9,14 +9,16 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from harness import cli
+from harness import cli, tracking
 from harness.config import RunConfig
 from harness.errors import ConfigError, TrainingFailed
 from harness.train import RunResult, StopRun
+from harness.urls import redact
 from studies import space as spaces
 from studies import storage as storages
 from studies.objective import Objective
-from studies.runner import StudySettings, default_study_name, load_or_create
+from studies.optimize import load_or_create, pruner_for, sampler_for
+from studies.settings import StudySettings, default_study_name
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -73,7 +75,9 @@ def test_storage_spellings():
         storages.normalise("sqlite:///o.db", 2)
     with pytest.raises(ConfigError, match="unknown kind"):
         storages.normalise("redis://h")
-    assert storages._redact("postgresql+psycopg://u:secret@h/db") == "postgresql+psycopg://u:***@h/db"
+    assert redact("postgresql+psycopg://u:secret@h/db") == "postgresql+psycopg://u:***@h/db"
+    assert redact("http://u:pw@mlflow:5000/x") == "http://u:***@mlflow:5000/x"
+    assert redact("sqlite:///optuna.db") == "sqlite:///optuna.db"
 
 
 def test_study_names_are_predictable():
@@ -82,18 +86,22 @@ def test_study_names_are_predictable():
     assert default_study_name("animals10:horses", "bn") == "animals10-horses-bn"
 
 
+def settings_for(variant: str = "bn", dataset: str = "horses", *, eval_every: int = 5, **study) -> StudySettings:
+    return StudySettings(run=RunConfig(variant=variant, dataset=dataset, eval_every=eval_every), **study)
+
+
 def test_settings_refuse_a_study_that_cannot_score():
     with pytest.raises(ConfigError, match="--eval-every=0"):
-        StudySettings(variant="bn", dataset="horses", trials=2, eval_every=0)
-    with pytest.raises(ConfigError, match="--trials=0"):
-        StudySettings(variant="bn", dataset="horses", trials=0)
+        settings_for(trials=2, eval_every=0)
+    with pytest.raises(ConfigError, match="--trials 0"):
+        settings_for(trials=0)
 
 
 def test_a_loaded_study_must_search_the_same_thing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    settings = StudySettings(variant="bn", dataset="horses", trials=2, study_name="s")
+    settings = settings_for(trials=2, study_name="s")
     load_or_create(settings, settings.search_space())
-    other = StudySettings(variant="bn_kernel4", dataset="horses", trials=2, study_name="s")
+    other = settings_for("bn_kernel4", trials=2, study_name="s")
     with pytest.raises(ConfigError, match="has variant 'bn', not 'bn_kernel4'"):
         load_or_create(other, other.search_space())
 
@@ -111,34 +119,47 @@ def test_orphaned_running_trials_of_a_dead_local_worker_are_failed():
 
 # --- the objective's outcomes, with a stand-in trainer -----------------------------------
 def fake_train(scores_by_lr):
-    """A trainer whose FID per epoch is chosen by the trial's g_lr (NaN: it diverges)."""
+    """A trainer whose FID per epoch is chosen by the trial's g_lr (NaN: it diverges).
+
+    It opens a real MLflow run (no training), as ``train.run`` does, so the
+    objective links trials and runs exactly as in a real study."""
     def run(config, on_epoch=None, log=print):
-        fids = scores_by_lr[config.overrides["g_lr"]]
+        config = config.resolved()
+        logger = tracking.RunLogger.start(config.tracking_uri, config.experiment, run_name=config.run_name,
+                                          tags=config.tags)
+        fids = scores_by_lr[config.g_lr]
         history = []
         for epoch, fid in enumerate(fids, 1):
             if math.isnan(fid):
+                logger.end("FAILED")
                 raise TrainingFailed(f"g_loss became nan at epoch {epoch}, step 1; try a lower learning rate.")
             metrics = {"g_loss": 1.0, "fid": fid}
             history.append(metrics)
             try:
                 on_epoch(epoch, metrics)
             except StopRun as stop:
-                return RunResult("r", stop.status, epoch, metrics, history, reason=stop.reason)
-        return RunResult("r", "FINISHED", len(fids), metrics, history)
+                logger.end(stop.status)
+                return RunResult(logger.run_id, stop.status, epoch, metrics, history, reason=stop.reason)
+        logger.end("FINISHED")
+        return RunResult(logger.run_id, "FINISHED", len(fids), metrics, history)
     return run
 
 
-def test_objective_completes_prunes_and_fails_without_stopping_the_study():
+def test_objective_completes_prunes_and_fails_without_stopping_the_study(tracking_uri):
     scores = {1e-4: [50.0, 40.0], 2e-4: [60.0, 45.0], 3e-4: [500.0, 400.0], 4e-4: [30.0, float("nan")]}
     study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
     for lr in scores:
         study.enqueue_trial({"g_lr": lr})
-    base = RunConfig(variant="animals_baseline", dataset="horses", eval_every=1)
+    base = RunConfig(variant="animals_baseline", dataset="horses", eval_every=1, tracking_uri=tracking_uri)
     objective = Objective(base, {"g_lr": spaces.Choice(tuple(scores)), "epochs": 2}, "fid",
                           study_name="s", train_fn=fake_train(scores), log=lambda *_: None)
     study.optimize(objective, n_trials=4, catch=(TrainingFailed,))
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
+    # Each trial names its MLflow run, and each run carries its trial's final state.
+    runs = {r.info.run_id: r for r in tracking.find_runs(tracking_uri, "horses")}
+    for trial, state in zip(study.trials, ("COMPLETE", "COMPLETE", "PRUNED", "FAIL")):
+        assert runs[trial.user_attrs["mlflow_run_id"]].data.tags["optuna.trial_state"] == state
     assert study.trials[0].value == 40.0 and study.trials[0].intermediate_values == {1: 50.0, 2: 40.0}
     assert "pruned at epoch 1: fid=500" in study.trials[2].user_attrs["pruned_reason"]
     assert "nan at epoch 2" in study.trials[3].user_attrs["fail_reason"]
@@ -150,6 +171,7 @@ def test_trial_config_maps_beta_1_to_both_networks():
     trial = optuna.create_study().ask()
     config = objective.config_for(trial, {"g_lr": 1e-3, "beta_1": 0.3, "epochs": 7, "batch_size": 64})
     assert config.overrides == {"g_lr": 1e-3, "g_beta_1": 0.3, "d_beta_1": 0.3}
+    assert (config.d_lr, config.label_smoothing) == (None, None)  # the variant's own
     assert (config.epochs, config.batch_size) == (7, 64)
     assert config.tags["mlflow.parentRunId"] == "p" and config.tags["optuna.trial_number"] == "0"
 
@@ -163,12 +185,12 @@ def test_run_needs_a_variant_and_dataset_or_a_study(tmp_path, monkeypatch, capsy
     assert "no study 'nope'" in capsys.readouterr().err
 
 
-def test_grid_sampler_walks_the_grid_once_then_stops():
-    settings = StudySettings(variant="animals_baseline", dataset="horses", trials=10, sampler="grid",
+def test_grid_sampler_walks_the_grid_once_then_stops(tracking_uri):
+    settings = StudySettings(run=RunConfig(variant="animals_baseline", dataset="horses", eval_every=5,
+                                           tracking_uri=tracking_uri),
+                             trials=10, sampler="grid",
                              space={"g_lr": {"low": 1e-4, "high": 1e-2, "log": True}, "epochs": 2,
                                     "batch_size": 32, "d_lr": 2e-4, "beta_1": 0.5})
-    from studies.runner import pruner_for, sampler_for
-
     search = settings.search_space()
     study = optuna.create_study(sampler=sampler_for(settings, search, 0, 0), pruner=pruner_for(settings, search))
     scores = {lr: [1.0 / lr, 1.0 / lr] for lr in spaces.grid(search)["g_lr"]}

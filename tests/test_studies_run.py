@@ -11,14 +11,20 @@ import pytest
 from optuna.trial import TrialState
 
 from harness import cli, tracking
+from harness.config import RunConfig
 from studies import storage as storages
-from studies.runner import StudySettings, run_study
+from studies.runner import run_study
+from studies.settings import StudySettings
 
 pytestmark = pytest.mark.slow
 
-TINY = dict(variant="animals_baseline", dataset="horses", max_images=64, width=0.125, eval_every=1,
-            eval_samples=64, backbone="cifar10_classifier", xla="off", seed=3,
-            space={"epochs": 2, "batch_size": 32})
+TINY_RUN = dict(variant="animals_baseline", dataset="horses", max_images=64, width=0.125, eval_every=1,
+                eval_samples=64, backbone="cifar10_classifier", xla="off", seed=3)
+TINY_SPACE = {"epochs": 2, "batch_size": 32}
+
+
+def tiny(tracking_uri: str, **study) -> StudySettings:
+    return StudySettings(run=RunConfig(tracking_uri=tracking_uri, **TINY_RUN), space=TINY_SPACE, **study)
 STATE_TAG = {TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED", TrialState.FAIL: "FAIL"}
 RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
 
@@ -26,8 +32,7 @@ RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", Tria
 def check_agreement(study: optuna.Study, uri: str, parent_run_id: str) -> None:
     """Every trial finished, has exactly one child run, and both sides say the same."""
     client = tracking.client(uri)
-    experiment = client.get_experiment_by_name("horses").experiment_id
-    children = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    children = tracking.find_runs(uri, "horses", tags={"mlflow.parentRunId": parent_run_id})
     by_number = {int(r.data.tags["optuna.trial_number"]): r for r in children}
     assert len(by_number) == len(children) == len(study.trials)
     for trial in study.trials:
@@ -44,11 +49,10 @@ def check_agreement(study: optuna.Study, uri: str, parent_run_id: str) -> None:
 
 
 def test_study_prunes_resumes_and_matches_mlflow(tracking_uri, data_root, tiny_backbone, tmp_path):
-    settings = StudySettings(trials=4, tracking_uri=tracking_uri, **TINY)
-    first = run_study(settings, log=lambda *_: None)
+    first = run_study(tiny(tracking_uri, trials=4), log=lambda *_: None)
     assert first["study"] == "horses-animals_baseline" and first["trials"] == 4
 
-    again = run_study(StudySettings(trials=6, tracking_uri=tracking_uri, **TINY), log=lambda *_: None)
+    again = run_study(tiny(tracking_uri, trials=6), log=lambda *_: None)
     assert again["parent_run_id"] == first["parent_run_id"]  # resumed, not restarted
 
     study = optuna.load_study(study_name="horses-animals_baseline", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
@@ -71,8 +75,7 @@ def test_study_prunes_resumes_and_matches_mlflow(tracking_uri, data_root, tiny_b
     code = cli.main(["run", "--from-study", "horses-animals_baseline", "--tracking-uri", tracking_uri,
                      "--epochs", "1", "--no-progress", "--xla", "off", "--checkpoint-dir", str(tmp_path / "ck")])
     assert code == 0
-    best_runs = tracking.client(tracking_uri).search_runs(
-        [parent.info.experiment_id], "tags.`optuna.best_trial` != ''")
+    best_runs = tracking.find_runs(tracking_uri, "horses", tags={"optuna.best_trial": str(study.best_trial.number)})
     assert len(best_runs) == 1
     assert float(best_runs[0].data.params["g_lr"]) == pytest.approx(study.best_params["g_lr"])
     assert best_runs[0].data.params["batch_size"] == "32"
@@ -94,8 +97,8 @@ def postgres_url() -> str:
 def test_two_workers_share_one_postgres_study(postgres_url, tracking_uri, data_root, tiny_backbone):
     url = postgres_url
     name = f"pg-{uuid.uuid4().hex[:8]}"
-    summary = run_study(StudySettings(trials=3, workers=2, storage=url, study_name=name,
-                                      tracking_uri=tracking_uri, **TINY), log=lambda *_: None)
+    summary = run_study(tiny(tracking_uri, trials=3, workers=2, storage=url, study_name=name),
+                        log=lambda *_: None)
     assert summary["trials"] == 3 and summary["failed_workers"] == 0
 
     study = optuna.load_study(study_name=name, storage=storages.normalise(url))

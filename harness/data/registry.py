@@ -71,6 +71,18 @@ def resolve(spec: str, root: Path) -> tuple[str, str, Path | None]:
     return source, name, Path(where).expanduser() if at else None
 
 
+def class_name(spec: str) -> str:
+    """The class a dataset spelling names, without touching the disk: ``horses`` for
+    ``horses``, ``cifar10:horses@/data/cifar``, ``animals10:cavallo``; ``eagles`` for
+    ``folder:/photos/eagles``; ``digits`` for ``mnist``. An invalid spelling raises
+    ConfigError, as loading it would."""
+    source, sep, rest = spec.partition(":")
+    if not sep:
+        return MNIST_NAMES.get(spec, (None, spec))[1]
+    # resolve() reads the disk only for plain names; a spelled-out source never does.
+    return resolve(spec, Path("."))[1]
+
+
 def _resolve_plain(name: str, root: Path) -> tuple[str, str, Path | None]:
     if name in cifar10.CLASSES:
         return "cifar10", name, None
