@@ -3,7 +3,11 @@
 One ``.npz`` file per epoch (``epoch-0007.npz``), written to a temporary name
 and renamed into place, so a crash or a full disk never leaves a half-written
 checkpoint under a final name. Files are read with ``allow_pickle=False``:
-loading a checkpoint never runs code.
+loading a checkpoint never runs code. Reading checks everything a resume
+relies on before assigning anything (the epoch in the name and in the
+metadata, every array's name, shape, dtype and finiteness, the arrays and
+metadata the trainer needs) and refuses a file that fails with
+``CheckpointError``; ``latest_valid`` then falls back to the previous one.
 
 A run's folder also holds ``.lock``, held (``flock``) by the process training
 that run: the kernel releases it when the process dies, even by SIGKILL, so a
@@ -16,6 +20,9 @@ import errno
 import json
 import os
 import re
+import stat
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -87,40 +94,152 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(NAME.match(p.name).group(1)))
 
 
-def read_meta(path: str | Path) -> dict[str, Any]:
-    """The metadata of one checkpoint (raises on a corrupt file)."""
-    with np.load(path, allow_pickle=False) as data:
-        return json.loads(bytes(data["meta"]).decode())
+# --- reading: every check a resume relies on, before anything is assigned -------------
+# What resuming a run reads besides the variables (train.py's side of the contract).
+RESUME_ARRAYS = ("fixed_noise",)
+RESUME_META = ("config",)
+META_TYPES: dict[str, tuple[type, ...]] = {"config": (dict,), "metrics": (dict, type(None)), "run_id": (str,)}
+MAX_META_BYTES = 1 << 20  # the run config and one epoch's metrics take a few kB
+MAX_EXTRA_BYTES = 64 << 20  # e.g. the fixed sample noise: 64 x latent_dim floats
+_HEADER_BYTES = 4096  # an .npy header is at most a few hundred bytes
 
 
-def restore(path: str | Path, gan) -> dict[str, Any]:
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from: cut short, incomplete or inconsistent."""
+
+
+def _open(path: Path):
+    """``path`` opened as an .npz archive, refusing what is not one before numpy parses it."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):  # a FIFO would block the reader forever
+        raise CheckpointError("not a regular file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError("not a complete .npz archive (cut short, or not a checkpoint)")
+    return np.load(path, allow_pickle=False)
+
+
+def _member(data, key: str, limit: int) -> np.ndarray:
+    """The array ``key`` of an open archive, refusing oversized or pickled members before reading."""
+    try:
+        size = data.zip.getinfo(f"{key}.npy").file_size
+    except KeyError:
+        raise CheckpointError(f"it has no {key!r} array") from None
+    if size > limit:
+        raise CheckpointError(f"{key} holds {size} bytes, more than the {limit} it can hold")
+    try:
+        return data[key]
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise CheckpointError(f"{key} is a pickled object array, refused: loading it could run code") from None
+        raise
+
+
+def _meta(path: Path, data, required_meta: Iterable[str]) -> dict[str, Any]:
+    """The checked metadata of an open checkpoint: JSON, an epoch that matches the file name."""
+    raw = _member(data, "meta", MAX_META_BYTES)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise CheckpointError(f"its metadata is a {raw.dtype} array of shape {raw.shape}, not JSON bytes")
+    try:
+        meta = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, ValueError):
+        raise CheckpointError("its metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError("its metadata is not a JSON object")
+    epoch = meta.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise CheckpointError(f"its metadata has no valid epoch (found {epoch!r})")
+    named = NAME.match(Path(path).name)
+    if named and int(named.group(1)) != epoch:
+        raise CheckpointError(f"its name says epoch {int(named.group(1))} but its metadata says epoch {epoch}")
+    for key in required_meta:
+        if key not in meta:
+            raise CheckpointError(f"its metadata lacks {key!r}")
+    for key, types in META_TYPES.items():
+        if key in meta and not isinstance(meta[key], types):
+            raise CheckpointError(f"its metadata's {key!r} is a {type(meta[key]).__name__}")
+    return meta
+
+
+def read_meta(path: str | Path, required_meta: Iterable[str] = RESUME_META) -> dict[str, Any]:
+    """The metadata of one checkpoint, checked: an epoch matching the file name, and the
+    keys ``required_meta`` present. Raises ``CheckpointError`` (or ``OSError``) naming what is wrong."""
+    with _open(Path(path)) as data:
+        return _meta(Path(path), data, required_meta)
+
+
+def restore(path: str | Path, gan, required: Iterable[str] = (), required_meta: Iterable[str] = (),
+            run_id: str | None = None) -> dict[str, Any]:
     """Load the checkpoint at ``path`` into ``gan`` (built and compiled); return its meta.
 
-    Raises ``ValueError``/``OSError``-derived errors for corrupt or mismatched
-    files; ``latest_valid`` turns those into a fallback.
+    ``meta["arrays"]`` holds the extra arrays. Each name in ``required`` must be
+    among them, each key in ``required_meta`` in the metadata, and ``run_id``
+    (when given) must be the run the metadata names. Everything is read and
+    checked (names, shapes, dtypes, finite values, metadata) before any
+    variable is assigned, so a refused file leaves ``gan`` as it was. Raises
+    ``CheckpointError`` for a damaged or inconsistent file (``OSError`` and zip
+    errors for unreadable ones); ``latest_valid`` turns those into a fallback.
     """
-    with np.load(path, allow_pickle=False) as data:
-        groups = _groups(gan)
-        expected = sum(len(v) for v in groups.values())
-        found = sum(1 for k in data.files if k != "meta" and not k.startswith("extra/"))
-        if found != expected:
-            raise ValueError(f"{path} holds {found} arrays, the model has {expected}")
-        for group, variables in groups.items():
-            for i, variable in enumerate(variables):
-                value = data[f"{group}/{i}"]
-                if tuple(value.shape) != tuple(variable.shape):
-                    raise ValueError(f"{path}: {group}/{i} has shape {value.shape}, expected {variable.shape}")
-                variable.assign(value)
-        meta = json.loads(bytes(data["meta"]).decode())
-        meta["arrays"] = {k[len("extra/"):]: data[k] for k in data.files if k.startswith("extra/")}
-        return meta
+    path = Path(path)
+    with _open(path) as data:
+        meta = _meta(path, data, required_meta)
+        if run_id is not None and meta.get("run_id") != run_id:
+            raise CheckpointError(f"it belongs to run {meta.get('run_id')!r}, not {run_id}")
+        expected = {f"{group}/{i}": v for group, variables in _groups(gan).items() for i, v in enumerate(variables)}
+        found = {k for k in data.files if k != "meta" and not k.startswith("extra/")}
+        if found != set(expected):
+            missing, unknown = set(expected) - found, found - set(expected)
+            what = ([f"lacks {_some(missing)}"] if missing else []) + (
+                [f"holds {_some(unknown)}, which the model lacks"] if unknown else [])
+            raise CheckpointError(f"it does not match the model: it {'; it '.join(what)}")
+        values = {}
+        for key, variable in expected.items():
+            dtype = np.dtype(variable.dtype)
+            shape = tuple(variable.shape)
+            # Room for any numeric dtype, so a wrong one is named as such below; no more,
+            # so a member claiming gigabytes is refused before it is read.
+            value = _member(data, key, int(np.prod(shape, dtype=np.int64)) * 16 + _HEADER_BYTES)
+            if value.shape != shape:
+                raise CheckpointError(f"{key} has shape {value.shape}, the model's is {shape}")
+            if value.dtype != dtype:
+                raise CheckpointError(f"{key} is {value.dtype}, the model's is {dtype}")
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise CheckpointError(f"{key} holds NaN or inf")
+            values[key] = value
+        arrays = {k[len("extra/"):]: _member(data, k, MAX_EXTRA_BYTES) for k in data.files if k.startswith("extra/")}
+        for name in required:
+            if name not in arrays:
+                raise CheckpointError(f"it lacks the {name!r} array a resume needs")
+        for name, value in arrays.items():
+            if value.dtype.kind not in "biuf" or (value.dtype.kind == "f" and not np.isfinite(value).all()):
+                raise CheckpointError(f"extra/{name} is not an array of finite numbers")
+    for key, variable in expected.items():
+        variable.assign(values[key])
+    meta["arrays"] = arrays
+    return meta
 
 
-def latest_valid(folder: str | Path, gan, warn=print) -> dict[str, Any] | None:
-    """Restore the newest checkpoint that loads; say which ones were skipped and why."""
+def _some(names: set[str]) -> str:
+    listed = sorted(names)
+    return ", ".join(listed[:3]) + (f" and {len(listed) - 3} more" if len(listed) > 3 else "")
+
+
+def latest_valid(folder: str | Path, gan, warn=print, *, required: Iterable[str] = RESUME_ARRAYS,
+                 required_meta: Iterable[str] = RESUME_META, run_id: str | None = None) -> dict[str, Any] | None:
+    """Restore the newest checkpoint in ``folder`` that loads and holds what a resume needs.
+
+    ``required``/``required_meta``: the extra arrays and metadata keys each
+    checkpoint must hold (by default what ``train`` reads); ``run_id``, when
+    given, must be the run its metadata names. Each file skipped is named
+    through ``warn`` with the reason. Returns the meta (with ``arrays`` and
+    ``path``) of the one restored, or None when none qualifies.
+    """
+    required, required_meta = tuple(required), tuple(required_meta)
     for path in reversed(list_checkpoints(folder)):
         try:
-            meta = restore(path, gan)
+            meta = restore(path, gan, required=required, required_meta=required_meta, run_id=run_id)
+        except CheckpointError as exc:
+            warn(f"checkpoint {path} is refused: {exc}; trying the previous one")
+            continue
         except Exception as exc:  # a truncated zip raises several different types
             warn(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); trying the previous one")
             continue
