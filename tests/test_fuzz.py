@@ -8,6 +8,7 @@ with a DataError, as a missing dataset would.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import cli, train
-from harness.errors import ConfigError, DataError, HarnessError
+from harness.errors import ConfigError, DataError, HarnessError, describe_os_error
 from variants import PRESETS, TOKENS, VariantSpec, resolve
 
 # Command-line arguments cannot hold NUL bytes: the OS would never pass one.
@@ -96,3 +97,13 @@ def test_the_stub_is_reached_by_a_valid_command_line(no_training: list) -> None:
     assert code == DataError.exit_code and "stopped before loading data" in err.getvalue()
     assert no_training[0][0] == "horses"
     assert issubclass(DataError, HarnessError)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(code=st.one_of(st.sampled_from(sorted(errno.errorcode)), st.integers(-5, 5000), st.none()),
+       name=st.one_of(st.none(), st.text(max_size=300), st.binary(max_size=300).filter(lambda b: b"\0" not in b)))
+def test_any_os_error_is_described_in_one_line(code, name) -> None:
+    exc = OSError(code, "some failure", name) if code is not None else OSError("some failure")
+    message = describe_os_error(exc)
+    assert isinstance(message, str) and message and "\n" not in message and "\r" not in message
+    assert len(message) < 400, "a long name is shortened"

@@ -12,7 +12,9 @@ The one preprocessing method, used for every source and size:
 3. Size: Pillow resize with BOX (area averaging, antialiased) when
    shrinking and BICUBIC when enlarging. Large JPEGs are first decoded at a
    reduced DCT scale (still at least twice the target) so huge photos stay
-   fast and small in memory.
+   fast and small in memory. Images still over ``MAX_PIXELS`` (40 megapixels)
+   are skipped as "too large" before their pixels are read: other formats
+   offer no reduced decoding, and a tiny PNG can hold a 12000x12000 image.
 
 Bump ``PREPROCESS_VERSION`` whenever this changes: it is part of every
 fingerprint, so caches and logged runs made with older preprocessing are
@@ -31,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from harness.errors import os_error_reason
+
 PREPROCESS_VERSION = "1"
 
 # Folders at or above this many files are decoded by a pool of processes.
@@ -38,6 +42,11 @@ POOL_MIN_FILES = 256
 POOL_PROCESSES = 2
 # Smaller images (tracking pixels, icons) carry no picture worth training on.
 MIN_SIDE = 8
+# The pixel budget: larger images (after JPEG's reduced decoding) are skipped as
+# "too large". A PNG compresses a flat 12000x12000 image into under 1 MB, yet
+# decoding it takes gigabytes and seconds; 40 MP (e.g. 8000x5000) costs at most
+# about 1 GB and a few seconds per decoding process.
+MAX_PIXELS = 40_000_000
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -116,6 +125,9 @@ def decode_file(path: str, size: int) -> tuple[np.ndarray | None, str]:
                     return None, f"too small: {image.size[0]}x{image.size[1]} px"
                 if image.format == "JPEG":
                     image.draft("RGB", (2 * size, 2 * size))
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    return None, f"too large: {width}x{height} px, over the {MAX_PIXELS / 1e6:g}-megapixel limit"
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 image = square_resize(to_rgb(image), size)
@@ -126,14 +138,20 @@ def decode_file(path: str, size: int) -> tuple[np.ndarray | None, str]:
         return None, "not an image"
     except PermissionError:
         return None, "permission denied"
-    except FileNotFoundError:
-        return None, "missing: broken link?"
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        # Truncated and malformed files raise OSError/SyntaxError from the
-        # decoders, worded differently per format; keep the decoder's words
-        # unless it is a truncation, the commonest case.
-        words = (str(exc).splitlines() or [type(exc).__name__])[0][:80]
-        return None, "truncated" if "truncat" in words.lower() else f"unreadable: {words}"
+    except OSError as exc:
+        if exc.errno is not None:  # the file system's fault (link loop, vanished file...), not the image's
+            return None, os_error_reason(exc)
+        return None, _decoder_reason(exc)
+    except (ValueError, SyntaxError, EOFError) as exc:
+        return None, _decoder_reason(exc)
+
+
+def _decoder_reason(exc: Exception) -> str:
+    # Truncated and malformed files raise OSError/SyntaxError from the
+    # decoders, worded differently per format; keep the decoder's words
+    # unless it is a truncation, the commonest case.
+    words = (str(exc).splitlines() or [type(exc).__name__])[0][:80]
+    return "truncated" if "truncat" in words.lower() else f"unreadable: {words}"
 
 
 def _decode_job(job: tuple[str, int]) -> tuple[np.ndarray | None, str]:

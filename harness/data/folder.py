@@ -16,7 +16,7 @@ from harness.data.cache import Entry, Plan
 from harness.data.dataset import cache_root
 from harness.data.decode import decode_files
 from harness.data.fingerprint import fingerprint, listing_parts
-from harness.errors import DataError
+from harness.errors import DataError, os_error_reason
 
 EXAMPLES = 5  # skipped files named in reports
 PROGRESS_MIN_FILES = 1000
@@ -47,13 +47,17 @@ def list_files(folder: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str
             if entry.name.startswith("."):
                 continue
             relative = prefix + entry.name
-            # Links to folders are not followed: a link back up the tree would loop.
-            if entry.is_dir(follow_symlinks=False):
-                if os.path.realpath(entry.path) != cache:
-                    stack.append((relative + "/", entry.path))
-            # Broken links are kept so they are reported, not silently dropped.
-            elif entry.is_file() or entry.is_symlink():
-                found.append((relative, entry.path))
+            try:
+                # Links to folders are not followed: a link back up the tree would loop.
+                if entry.is_dir(follow_symlinks=False):
+                    if os.path.realpath(entry.path) != cache:
+                        stack.append((relative + "/", entry.path))
+                # Every link is kept without following it here (a broken link or a link
+                # loop raises only when followed), so decoding reports it by name.
+                elif entry.is_symlink() or entry.is_file():
+                    found.append((relative, entry.path))
+            except OSError as exc:  # e.g. a file that vanished mid-listing
+                errors.append((entry.path, os_error_reason(exc)))
     found.sort()
     return found, sorted(errors)
 
