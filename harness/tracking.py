@@ -8,11 +8,15 @@ through the client with an explicit run id.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
+import sqlite3
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from harness import serving
-from harness.errors import ConfigError, TrackingError
+from harness.errors import ConfigError, TrackingError, describe_os_error
 
 PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param value's length
 
@@ -29,16 +33,24 @@ def ensure_store(uri: str) -> None:
     """Check that ``uri`` is reachable and writable, creating an SQLite store once.
 
     Raises ``TrackingError`` before any training starts, so a bad location
-    fails in seconds instead of after the first epoch.
+    fails in seconds instead of after the first epoch. An existing SQLite file
+    is checked for damage (``PRAGMA quick_check``, read-only: a damaged store is
+    never modified); a new one gets its schema under ``schema_lock``, so that
+    processes starting at once on a store that does not exist yet all succeed.
     """
     if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):])
+        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
         folder = path.parent if str(path.parent) else Path(".")
         if not folder.is_dir():
             what = "is a file, not a folder" if folder.exists() else "does not exist"
             raise TrackingError(
                 f"tracking store {uri!r}: {str(folder)!r} {what}; create the folder or pass "
                 "another --tracking-uri."
+            )
+        if path.is_dir():
+            raise TrackingError(
+                f"tracking store {uri!r} names a folder, not a database file; pass a file in it, such as "
+                f"--tracking-uri sqlite:///{path / 'mlflow.db'}."
             )
         if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
             raise TrackingError(
@@ -50,7 +62,11 @@ def ensure_store(uri: str) -> None:
                 f"artifacts go under ./mlruns, but {str(Path.cwd())!r} is not writable; run from a "
                 "writable folder."
             )
-    elif uri.startswith(("http://", "https://")):
+        check_sqlite_file(path, uri)
+        with schema_lock(path):
+            _open_store(uri)
+        return
+    if uri.startswith(("http://", "https://")):
         import urllib.request
 
         try:
@@ -60,10 +76,103 @@ def ensure_store(uri: str) -> None:
                 f"tracking server {uri!r} is unreachable ({exc}); start it (e.g. `mlflow server "
                 "--host 127.0.0.1`) or pass another --tracking-uri."
             ) from None
+    _open_store(uri)
+
+
+def _open_store(uri: str) -> None:
+    """Open ``uri`` with MLflow (which creates a missing schema) and read from it once."""
     try:
         client(uri).search_experiments(max_results=1)
     except Exception as exc:
         raise TrackingError(f"tracking store {uri!r} cannot be opened: {exc}") from None
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+LOCK_WAIT_S = 300.0  # creating MLflow's schema takes seconds; a holder this slow is stuck
+
+
+def check_sqlite_file(path: Path, uri: str | None = None) -> None:
+    """Refuse an SQLite store that is damaged, reading it only (it is never modified).
+
+    A missing or empty file is a new store. Otherwise the header and every
+    table's and index's pages are read (``PRAGMA quick_check``). Raises
+    ``TrackingError`` naming the file and what to do.
+    """
+    name = uri or f"sqlite:///{path}"
+    try:
+        try:
+            if path.stat().st_size == 0:
+                return
+        except FileNotFoundError:
+            if not path.is_symlink():
+                return
+            raise  # a broken link: MLflow would retry opening it for minutes
+        with open(path, "rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except OSError as exc:  # a link loop, a permission...
+        raise TrackingError(f"tracking store {name!r}: {describe_os_error(exc)}") from None
+    fix = (f"It was left as it is. Restore it from a backup, recover what is readable with the sqlite3 "
+           f"tool (`sqlite3 {path} .recover | sqlite3 recovered.db`), or pass another --tracking-uri.")
+    if header != SQLITE_HEADER:
+        raise TrackingError(f"tracking store {name!r} is not an SQLite database (it starts with {header!r}); it "
+                            "was left as it is. Pass another --tracking-uri, or move the file away if it is not "
+                            "a store.")
+    try:
+        # mode=ro: a check must never write to the store it checks.
+        connection = sqlite3.connect(f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro", uri=True,
+                                     timeout=60)
+        try:
+            problems = [row[0] for row in connection.execute("PRAGMA quick_check").fetchall()]
+        finally:
+            connection.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            raise TrackingError(f"tracking store {name!r} stayed locked by another process for a minute; "
+                                "wait for it, then run again.") from None
+        raise TrackingError(f"tracking store {name!r} cannot be read ({exc}). {fix}") from None
+    except sqlite3.DatabaseError as exc:
+        raise TrackingError(f"tracking store {name!r} is damaged ({exc}). {fix}") from None
+    if problems != ["ok"]:
+        raise TrackingError(f"tracking store {name!r} is damaged ({problems[0][:200]}). {fix}")
+
+
+@contextlib.contextmanager
+def schema_lock(path: Path, wait_s: float = LOCK_WAIT_S):
+    """Hold the inter-process lock ``<database>.lock`` beside the SQLite file ``path``.
+
+    MLflow creates a missing schema on first open, without a lock: two
+    processes doing it at once collide ("table ... already exists"). Whoever
+    holds this lock opens the store first; the others then find the schema
+    made. Where ``flock`` does not exist (Windows) no lock is taken.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock_path = path.with_name(path.name + ".lock")
+    with open(lock_path, "a") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TrackingError(
+                        f"another process has held {lock_path} for {wait_s:.0f} s while creating the "
+                        "tracking store; stop it if it hangs, then run again."
+                    ) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def public(uri: str) -> str:
+    """``uri`` as it may be shown or logged: without a password."""
+    return redact(uri)
 
 
 def client(uri: str):
