@@ -147,8 +147,9 @@ def _whole(value, name: str, default):
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return default
     try:
-        whole = not isinstance(value, (bool, np.bool_)) and float(value).is_integer()
-    except (TypeError, ValueError):
+        # float("5") would pass: a string or a boolean is refused, not converted.
+        whole = not isinstance(value, (bool, np.bool_, str, bytes)) and float(value).is_integer()
+    except (TypeError, ValueError, OverflowError):
         whole = False
     if not whole:
         raise _bad(f"{name}={value!r} must be a whole number.")

@@ -1,8 +1,9 @@
-"""serve: MLflow's own model server on a logged generator answers /invocations, and says clearly
-what is wrong with a bad request."""
+"""serve: MLflow's scoring app on a logged generator answers /invocations, and says clearly
+what is wrong with a bad request, checked on the raw request before MLflow converts it."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -16,11 +17,13 @@ import urllib.request
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from harness import cli, sampling, serving
-from harness.serve import serve, serve_command
 from harness.errors import ConfigError
+from harness.serve import MAX_BODY_BYTES, MODEL_URI_ENV, check_request, create_app, serve, serve_command
 
 STARTUP_S = 240  # the server imports TensorFlow and MLflow: slow on a busy 2-core machine
 
@@ -51,11 +54,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def post(port: int, body) -> tuple[int, dict]:
+def post(port: int, body, content_type: str = "application/json") -> tuple[int, dict]:
     """POST ``body`` (a dict, or raw bytes) to /invocations; return (status, JSON reply)."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=data,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=60) as reply:
             return reply.status, json.loads(reply.read())
@@ -81,7 +84,7 @@ def test_the_real_server_answers_by_count_and_seed_and_refuses_bad_requests(logg
     uri, run_id = logged
     port = free_port()
     log = tmp_path / "server.log"
-    # `mlflow models serve -m runs:/ID/generator`, the command line `serve` execs.
+    # `python -m harness.serve runs:/ID/generator`, the command line `serve` execs.
     with open(log, "wb") as out:
         server = subprocess.Popen(serve_command(f"runs:/{run_id}/generator", port=port),
                                   env={**os.environ, "MLFLOW_TRACKING_URI": uri},
@@ -110,16 +113,28 @@ def test_the_real_server_answers_by_count_and_seed_and_refuses_bad_requests(logg
         assert again["image"] == reply["predictions"][1]["image"]  # random seeds can be asked again
 
         for body, words in [
-            ({"dataframe_records": [{"n": "many"}]}, "column n"),
+            ({"dataframe_records": [{"n": "many"}]}, 'n="many" must be a whole number'),
+            ({"dataframe_records": [{"n": 2.5}]}, "row 0: n=2.5 must be a whole number"),
+            ({"dataframe_records": [{"seed": 1.7}]}, "seed=1.7 must be a whole number"),
+            ({"dataframe_records": [{"n": True}]}, "n=true must be a whole number"),
+            ({"dataframe_records": [{"n": "5"}]}, 'n="5" must be a whole number'),
+            (b'{"dataframe_records": [{"n": 1e300}]}', "n=1e300 is more than the 256 images"),
+            (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+            (b" " * (MAX_BODY_BYTES + 1), "larger than"),
             ({"dataframe_records": [{"n": -1}]}, "n=-1 must be at least 1"),
-            ({"dataframe_records": [{"n": 100000}]}, f"at most {serving.MAX_IMAGES} per request"),
-            ({"dataframe_records": [{"seed": -5}]}, "seed=-5 must be 0 or more"),
+            ({"dataframe_records": [{"n": 100000}]}, f"more than the {serving.MAX_IMAGES} images"),
+            ({"dataframe_records": [{"n": 200}, {"n": 100}]}, f"at most {serving.MAX_IMAGES} per request"),
+            ({"dataframe_records": [{"seed": -5}]}, "seed=-5 must be at least 0"),
             ({"dataframe_records": [{"n": 1}], "params": {"format": "jpeg"}}, "format='jpeg'"),
             ({"dataframe_records": [{"count": 1}]}, "no 'n' or 'seed'"),
-            (b"not json", "Invalid input"),
+            (b"not json", "not valid JSON"),
         ]:
             status, reply = post(port, body)
-            assert 400 <= status < 500 and words in reply.get("message", ""), (body, status, reply)
+            assert 400 <= status < 500 and words in reply.get("message", ""), (str(body)[:80], status, reply)
+        status, reply = post(port, b"n\n1\n", content_type="text/csv")
+        assert status == 415 and "application/json" in reply["message"]
+        status, _ = post(port, {"dataframe_records": [{"seed": 5}]})
+        assert status == 200, "the server still answers after every bad request"
     finally:
         try:
             os.killpg(server.pid, signal.SIGTERM)  # its process group: mlflow and uvicorn
@@ -144,13 +159,139 @@ def test_serve_execs_mlflow_on_localhost_and_refuses_a_busy_port(logged, monkeyp
     with pytest.raises(Execd) as execd:
         cli.main(["serve", "--run-id", run_id, "--port", str(free_port()), "--tracking-uri", uri])
     argv, env = execd.value.args
-    assert argv[1:6] == ["-m", "mlflow", "models", "serve", "-m"]
-    assert argv[6] == sampling.model_uri(uri, run_id=run_id)
+    assert argv[1:3] == ["-m", "harness.serve"]
+    assert argv[3] == sampling.model_uri(uri, run_id=run_id)
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
-    assert argv[argv.index("--env-manager") + 1] == "local"
     assert env["MLFLOW_TRACKING_URI"] == uri
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         with pytest.raises(ConfigError, match="another --port"):
             serve("models:/m-1", uri, port=busy.getsockname()[1])
+
+
+# --- the request check in-process: MLflow's app behind it, no server ----------------------
+def call(app, body: bytes, content_type: str = "application/json", path: str = "/invocations",
+         chunks: int = 1) -> tuple[int, dict]:
+    """Send one HTTP request to the ASGI ``app`` (the body in ``chunks`` parts); return (status, JSON)."""
+    reply: dict = {"body": b""}
+    step = max(1, -(-len(body) // chunks))
+    parts = [body[i:i + step] for i in range(0, len(body), step)] or [b""]
+
+    async def receive():
+        if parts:
+            part = parts.pop(0)
+            return {"type": "http.request", "body": part, "more_body": bool(parts)}
+        await asyncio.sleep(3600)  # the client waits for the reply
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            reply["status"] = message["status"]
+        else:
+            reply["body"] += message.get("body", b"")
+
+    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": [(b"content-type", content_type.encode())], "http_version": "1.1", "scheme": "http",
+             "server": ("127.0.0.1", 5001), "client": ("127.0.0.1", 40000), "root_path": ""}
+    asyncio.run(app(scope, receive, send))
+    return reply["status"], json.loads(reply["body"] or b"{}")
+
+
+@pytest.fixture(scope="module")
+def app(logged):
+    uri, run_id = logged
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv(MODEL_URI_ENV, f"runs:/{run_id}/generator")
+        yield create_app()
+
+
+def test_raw_values_mlflow_would_convert_are_refused_naming_the_value_sent(app):
+    for body, words in [
+        (b'{"dataframe_records": [{"n": 2.5}]}', "row 0: n=2.5 must be a whole number such as 4."),
+        (b'{"dataframe_records": [{"n": 1, "seed": 1.7}]}', "row 0: seed=1.7 must be a whole number"),
+        (b'{"dataframe_records": [{"n": true}]}', "row 0: n=true must be a whole number such as 4, not a boolean."),
+        (b'{"dataframe_records": [{"n": "5"}]}', 'row 0: n="5" must be a whole number such as 4, not a string.'),
+        (b'{"dataframe_records": [{"n": 1e300}]}', "row 0: n=1e300 is more than the 256 images a request may ask"),
+        (b'{"inputs": {"n": [1, 2.5]}}', "row 1: n=2.5 must be a whole number"),
+        (b'{"instances": [{"seed": -1}]}', "row 0: seed=-1 must be at least 0."),
+        (b'{"dataframe_split": {"columns": ["seed", "n"], "data": [[3, 1], [4, NaN]]}}', "row 1: n=NaN"),
+        (b'{"inputs": {"seed": 9223372036854775808}}', "row 0: seed=9223372036854775808 must be below 2**63."),
+        (b'{"inputs": {"seed": 1e99999999999999999999}}', "seed=1e99999999999999999999 is out of range."),
+        (b'{"inputs": {"seed": 123456789012345678.0}}', "write it as an integer"),
+        (b'{"inputs": {"n": [[1]]}}', "n=[1] must be a whole number such as 4, not a list."),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"inputs": {"n": 1}, "params": {"a": [[[[[[[[[1]]]]]]]]]}}', "nested too deeply"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b'{"inputs": {"n": 1}', "not valid JSON"),
+    ]:
+        status, reply = call(app, body)
+        assert status == 400 and words in reply["message"], (body[:60], status, reply)
+        assert reply["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_size_and_content_type_are_checked_before_parsing(app):
+    status, reply = call(app, b" " * (MAX_BODY_BYTES + 1), chunks=40)
+    assert status == 413 and "larger than" in reply["message"]
+    status, reply = call(app, b"n\n2.5\n", content_type="text/csv")
+    assert status == 415 and "application/json" in reply["message"]
+
+
+def test_whole_numbers_in_every_layout_reach_the_model(app):
+    for body in [b'{"dataframe_records": [{"seed": 3, "n": 2}]}', b'{"inputs": {"seed": [3], "n": [2]}}',
+                 b'{"dataframe_split": {"columns": ["seed", "n"], "data": [[3, 2]]}}',
+                 b'{"instances": [{"seed": 3, "n": 2.0}]}']:
+        status, reply = call(app, body, chunks=3)
+        assert status == 200 and [row["seed"] for row in reply["predictions"]] == [3, 4], body
+    status, reply = call(app, b'{"dataframe_records": [{"n": 2}]}', content_type="application/json; charset=utf-8")
+    assert status == 200 and len(reply["predictions"]) == 2
+
+
+def test_other_endpoints_pass_through(app):
+    async def get(path):
+        reply = {}
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            reply.setdefault("status", message.get("status"))
+
+        await app({"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
+                   "headers": [], "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 5001),
+                   "client": ("127.0.0.1", 40000), "root_path": ""}, receive, send)
+        return reply["status"]
+
+    assert asyncio.run(get("/ping")) == 200
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(["n", "seed", "x", "columns",
+                                                                                      "data", "format"]),
+                                                                     children, max_size=3),
+    max_leaves=12,
+)
+REQUESTS = st.one_of(
+    JSON,
+    st.fixed_dictionaries({}, optional={"dataframe_records": JSON, "inputs": JSON, "instances": JSON,
+                                        "dataframe_split": JSON, "params": JSON}),
+    st.builds(lambda rows: {"dataframe_records": rows},
+              st.lists(st.dictionaries(st.sampled_from(["n", "seed"]), JSON, max_size=2), max_size=3)),
+)
+
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(request=REQUESTS)
+def test_any_json_request_gets_an_answer_never_a_server_error(app, request):
+    body = json.dumps(request, allow_nan=True).encode()
+    status, reply = call(app, body)
+    assert status in (200, 400), (request, status, reply)
+    if status == 400:
+        assert reply.get("message"), reply
+
+
+def test_check_request_alone_needs_no_model():
+    assert check_request(b'{"inputs": {"n": 4}}', "application/json") is None
+    assert check_request(b'{"inputs": {"n": 4}}', "application/json", max_images=3)[0] == 400
+    assert check_request(b"{}", None)[0] == 415
