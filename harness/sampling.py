@@ -16,50 +16,35 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import serving, tracking
+from harness.data.registry import class_name
 from harness.errors import ConfigError, TrackingError
+from harness.metrics.provenance import EVAL_PARAMS
 
 # Registry stages MLflow still accepts after ``models:/NAME/``; anything else
 # that is not a version number is taken as an alias.
 _STAGES = {"latest", "none", "staging", "production", "archived"}
-# The params that say how a run's FID was computed (logged by the evaluator).
-EVAL_PARAMS = ("eval_backbone", "eval_n_real", "eval_n_fake")
 
 
 # --- which model -----------------------------------------------------------------------
-def experiment_for(dataset: str) -> str:
-    """The experiment that ``run --dataset`` logs to (``cifar10:horses`` -> ``horses``)."""
-    from harness.config import RunConfig
-
-    return RunConfig(variant="", dataset=dataset).resolved().experiment
-
-
-def best_run(tracking_uri: str, experiment: str, backbone: str | None = None,
-             eval_samples: int | None = None) -> tuple[str, float]:
+def lowest_fid_run(tracking_uri: str, experiment: str, backbone: str | None = None,
+                   eval_samples: int | None = None) -> tuple[str, float]:
     """(run id, FID) of the FINISHED run in ``experiment`` with the lowest final ``fid``.
 
     FIDs from different backbones or sample counts are not comparable, so the
-    candidates must share one (eval_backbone, eval_n_real, eval_n_fake); the
-    optional filters pick one when they do not.
+    candidates must share one evaluation key (``EVAL_PARAMS``); the optional
+    filters pick one when they do not.
     """
-    from harness import tracking
-
-    client = tracking.client(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise ConfigError(f"--best: no experiment {experiment!r} in {tracking_uri}; train one with "
-                          f"`python -m harness run --dataset {experiment} ...` or pass --experiment.")
-    scored, token = [], None
-    while True:
-        page = client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
-                                  max_results=1000, page_token=token)
-        for r in page:
-            key = tuple(r.data.params.get(k) for k in EVAL_PARAMS)
-            if (math.isfinite(r.data.metrics.get("fid", math.nan))
-                    and backbone in (None, key[0]) and eval_samples in (None, _int(key[2]))):
-                scored.append((r.data.metrics["fid"], r.info.start_time, r.info.run_id, key))
-        token = page.token
-        if not token:
-            break
+    if tracking.client(tracking_uri).get_experiment_by_name(experiment) is None:
+        raise ConfigError(f"--best: no experiment {experiment!r} in {tracking.public(tracking_uri)}; train one "
+                          f"with `python -m harness run --dataset {experiment} ...` or pass --experiment.")
+    scored = []
+    for r in tracking.find_runs(tracking_uri, experiment, status="FINISHED"):
+        key = tuple(r.data.params.get(k) for k in EVAL_PARAMS)
+        if (math.isfinite(r.data.metrics.get("fid", math.nan))
+                and backbone in (None, r.data.params.get("eval_backbone"))
+                and eval_samples in (None, _int(r.data.params.get("eval_n_fake")))):
+            scored.append((r.data.metrics["fid"], r.info.start_time, r.info.run_id, key))
     if not scored:
         where = "".join(f", {flag} {value}" for flag, value in (("--eval-backbone", backbone),
                         ("--eval-samples", eval_samples)) if value is not None)
@@ -67,8 +52,8 @@ def best_run(tracking_uri: str, experiment: str, backbone: str | None = None,
                           "train with --eval-every K (e.g. 5), or pick a run with --run-id.")
     keys = sorted({key for *_, key in scored}, key=str)
     if len(keys) > 1:
-        kinds = "; ".join(f"{b or 'backbone not recorded'}, {f or '?'} generated images: "
-                          f"{sum(k == (b, r, f) for *_, k in scored)} run(s)" for b, r, f in keys)
+        kinds = "; ".join(f"{dict(zip(EVAL_PARAMS, key))}: {sum(k == key for *_, k in scored)} run(s)"
+                          for key in keys)
         raise ConfigError(f"--best: the final FIDs in {experiment!r} were computed differently ({kinds}) and "
                           "are not comparable; choose with --eval-backbone NAME and/or --eval-samples N.")
     fid, _, run_id, _ = min(scored)
@@ -99,8 +84,6 @@ def model_uri(tracking_uri: str, *, run_id: str | None = None, model: str | None
     ``best`` searches ``experiment`` (default: the one ``dataset`` trains into),
     optionally only FIDs from ``backbone`` and ``eval_samples`` generated images.
     """
-    from harness import tracking
-
     if sum((run_id is not None, model is not None, best)) != 1:
         raise ConfigError("name one generator: --run-id ID, --model URI or --best --dataset NAME.")
     if model is not None:
@@ -111,8 +94,8 @@ def model_uri(tracking_uri: str, *, run_id: str | None = None, model: str | None
     if best:
         if not (dataset or experiment):
             raise ConfigError("--best needs --dataset NAME (or --experiment NAME) to know where to look.")
-        experiment = experiment or experiment_for(dataset)
-        run_id, fid = best_run(tracking_uri, experiment, backbone, eval_samples)
+        experiment = experiment or class_name(dataset)
+        run_id, fid = lowest_fid_run(tracking_uri, experiment, backbone, eval_samples)
         log(f"best run in {experiment!r} by final FID: {run_id} (fid {fid:.2f})")
     try:
         tracking.client(tracking_uri).get_run(run_id)
@@ -125,20 +108,7 @@ def model_uri(tracking_uri: str, *, run_id: str | None = None, model: str | None
 # --- loading ---------------------------------------------------------------------------
 def load_generator(tracking_uri: str, uri: str):
     """The Keras generator stored in the MLflow model at ``uri``."""
-    import mlflow
-
-    from harness import serving, tracking
-
-    tracking.client(tracking_uri)  # quietens MLflow's logging
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-        meta = mlflow.models.Model.load(str(local))
-    except Exception as exc:
-        raise TrackingError(f"model {uri!r} cannot be read from {tracking_uri}: {_reason(exc)}; check "
-                            "the URI (models:/NAME/VERSION, models:/NAME@ALIAS, runs:/ID/generator) "
-                            "and --tracking-uri.") from None
-    artifacts = meta.flavors.get("python_function", {}).get("artifacts", {})
+    local, artifacts = tracking.download_model(tracking_uri, uri)
     if serving.KERAS_ARTIFACT in artifacts:
         keras_file = local / artifacts[serving.KERAS_ARTIFACT]["path"]
     else:  # a generator logged with the Keras flavour before the pyfunc wrapper
@@ -156,12 +126,6 @@ def load_generator(tracking_uri: str, uri: str):
                             f"({type(exc).__name__}: {str(exc).splitlines()[0]}).") from None
 
 
-def _reason(exc: Exception) -> str:
-    """The first line of an (MLflow) exception's message, without a trailing period."""
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return message.strip().splitlines()[0].rstrip(".")
-
-
 # --- images ----------------------------------------------------------------------------
 def seeds_from(seed: int, n: int) -> list[int]:
     """The seeds of ``n`` images starting at ``seed`` (the server's rule for one row)."""
@@ -174,8 +138,6 @@ def seeds_from(seed: int, n: int) -> list[int]:
 
 def sample(generator, seeds: list[int]) -> np.ndarray:
     """uint8 (len(seeds), H, W, C) images, image i from ``seeds[i]``."""
-    from harness import serving
-
     return serving.generate(generator, serving.seed_noise(seeds, int(generator.input_shape[-1])))
 
 
@@ -197,8 +159,6 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def interpolate(generator, pairs: list[tuple[int, int]], steps: int = 8) -> np.ndarray:
     """uint8 (len(pairs) * steps, H, W, C): for each (seed a, seed b) a strip from a to b."""
-    from harness import serving
-
     if steps < 2:
         raise ConfigError(f"--steps {steps} must be at least 2 (the two ends).")
     for a, b in pairs:

@@ -25,6 +25,7 @@ import numpy as np
 
 from harness import serving
 from harness.errors import ConfigError, TrackingError, describe_os_error
+from harness.urls import redact
 
 PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param value's length
 
@@ -231,6 +232,14 @@ class RunLogger:
             )
         return cls(uri, run.info.run_id)
 
+    @classmethod
+    def create(cls, uri: str, experiment: str, run_name: str | None = None,
+               tags: Mapping[str, str] | None = None) -> RunLogger:
+        """A new run in ``experiment`` that this process does not make its active run
+        (parent runs of studies and campaigns)."""
+        run = client(uri).create_run(experiment_id(uri, experiment), run_name=run_name, tags=dict(tags or {}))
+        return cls(uri, run.info.run_id)
+
     def end(self, status: str, reason: str | None = None, *, best_effort: bool = False) -> None:
         """End the run as FINISHED, FAILED or KILLED, recording ``reason``.
 
@@ -368,6 +377,45 @@ class RunLogger:
         self.log_text(json.dumps(data, indent=2, sort_keys=True, default=str), artifact_file)
 
 
+def fetch_checkpoint(uri: str, run_id: str, folder: Path) -> bool:
+    """Download the checkpoint logged at the end of ``run_id`` into ``folder``; False if it has none."""
+    c = client(uri)
+    try:
+        logged = [f.path for f in c.list_artifacts(run_id, "checkpoints") if f.path.endswith(".npz")]
+    except Exception:
+        return False
+    if not logged:
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        local = Path(c.download_artifacts(run_id, sorted(logged)[-1], tmp))
+        os.replace(local, folder / local.name)
+    return True
+
+
+def download_model(uri: str, model_uri: str) -> tuple[Path, dict[str, Any]]:
+    """Download the MLflow model at ``model_uri``; return its local folder and the
+    artifacts of its python_function flavour. Raises TrackingError saying what to check."""
+    import mlflow
+
+    client(uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+        meta = mlflow.models.Model.load(str(local))
+    except Exception as exc:
+        raise TrackingError(f"model {model_uri!r} cannot be read from {public(uri)}: {_reason(exc)}; check "
+                            "the URI (models:/NAME/VERSION, models:/NAME@ALIAS, runs:/ID/generator) "
+                            "and --tracking-uri.") from None
+    return local, meta.flavors.get("python_function", {}).get("artifacts", {})
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of an (MLflow) exception's message, without a trailing period."""
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return message.strip().splitlines()[0].rstrip(".")
+
+
 def generator_uri(uri: str, run_id: str) -> str:
     """The ``models:/<model_id>`` URI of the generator logged by ``run_id``."""
     import mlflow
@@ -395,6 +443,51 @@ def _quiet_mlflow() -> None:
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+# --- queries: every search of the store is written here --------------------------------
+def quoted(value: str) -> str | None:
+    """``value`` as a string literal of MLflow's filter grammar, or None when it holds both
+    quote characters (the grammar has no escape; callers then match in Python)."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    return None
+
+
+def find_runs(uri: str, experiment: str | list[str], *, tags: Mapping[str, str] | None = None,
+              status: str | None = None, not_status: str | None = None,
+              order_by: tuple[str, ...] = ("attributes.start_time DESC",),
+              max_results: int | None = None) -> list:
+    """The runs of ``experiment`` (a name, or several) whose tags equal ``tags`` and whose
+    status is ``status`` (or is not ``not_status``), newest first, paged through.
+
+    Every value is quoted safely; a value the filter grammar cannot spell is
+    matched here instead. An experiment that does not exist has no runs.
+    """
+    c = client(uri)
+    names = [experiment] if isinstance(experiment, str) else list(experiment)
+    ids = [e.experiment_id for e in (c.get_experiment_by_name(n) for n in names) if e is not None]
+    if not ids:
+        return []
+    clauses, exact = [], dict(tags or {})
+    for key, value in (tags or {}).items():
+        literal = quoted(str(value))
+        if literal is not None:
+            clauses.append(f"tags.`{key}` = {literal}")
+    if status:
+        clauses.append(f"attributes.status = '{status}'")
+    if not_status:
+        clauses.append(f"attributes.status != '{not_status}'")
+    found, token = [], None
+    while True:
+        page = c.search_runs(ids, " AND ".join(clauses), order_by=list(order_by),
+                             max_results=min(1000, max_results or 1000), page_token=token)
+        found += [r for r in page if all(r.data.tags.get(k) == str(v) for k, v in exact.items())]
+        token = page.token
+        if not token or (max_results and len(found) >= max_results):
+            return found[:max_results] if max_results else found
 
 
 # --- the model registry -------------------------------------------------------------

@@ -59,9 +59,14 @@ def normalise(url: str | None, workers: int = 1) -> str:
     return url
 
 
-def open_storage(url: str):
+def open_storage(url: str, *, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S,
+                 max_retry: int | None = MAX_RETRY):
     """The optuna storage object for a normalised ``url``. Raises ConfigError when the
-    storage cannot be opened (a wrong path, a database that is down)."""
+    storage cannot be opened (a wrong path, a database that is down).
+
+    Database storages expect a heartbeat every ``heartbeat_s`` from each running
+    trial and, after ``grace_s`` without one, fail it and enqueue a copy (at
+    most ``max_retry`` times per trial)."""
     import optuna
     from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -80,8 +85,8 @@ def open_storage(url: str):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
             return RDBStorage(
-                url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+                url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
                 engine_kwargs={"pool_pre_ping": True} if url.startswith("postgresql") else None)
         except Exception as exc:  # sqlalchemy's errors name the driver, not the flag
             raise ConfigError(f"--storage {redact(url)!r} cannot be opened: {_first_line(exc)}. "
@@ -107,18 +112,23 @@ def fail_orphans(study) -> list[int]:
     """
     from optuna.trial import TrialState
 
-    host = socket.gethostname()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = str(trial.user_attrs.get("worker", ""))
-        worker_host, _, pid = worker.rpartition(":")
-        if worker_host != host or not pid.isdigit() or _alive(int(pid)):
+        if not orphaned(trial):
             continue
         study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
-                                           f"worker {worker} exited during the trial")
+                                           f"worker {trial.user_attrs['worker']} exited during the trial")
         if study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
             failed.append(trial.number)
     return failed
+
+
+def orphaned(trial) -> bool:
+    """Whether ``trial``'s worker (its ``worker`` attr, ``host:pid``) was a process on this
+    host that no longer runs."""
+    worker = str(trial.user_attrs.get("worker", ""))
+    worker_host, _, pid = worker.rpartition(":")
+    return worker_host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
 
 
 def _alive(pid: int) -> bool:

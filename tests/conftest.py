@@ -57,3 +57,16 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh SQLite tracking store; the test runs in tmp_path so ./mlruns lands there."""
     monkeypatch.chdir(tmp_path)
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The server .ci/postgres.sh started; CI must have one, elsewhere the test skips
+    (checked before the other fixtures train anything)."""
+    url = os.environ.get("HARNESS_TEST_POSTGRES_URL")
+    if not url and os.environ.get("CI") == "true":
+        pytest.fail("CI=true but HARNESS_TEST_POSTGRES_URL is unset: start PostgreSQL with "
+                    "`eval \"$(.ci/postgres.sh)\"` before the tests.")
+    if not url:
+        pytest.skip("HARNESS_TEST_POSTGRES_URL is unset; start a local server with `eval \"$(.ci/postgres.sh)\"`.")
+    return url

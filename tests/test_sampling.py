@@ -129,7 +129,7 @@ def test_best_is_the_lowest_final_fid_of_finished_runs(store):
 
     scored_run(store, "eagles", [])
     with pytest.raises(ConfigError, match="--eval-every"):
-        sampling.best_run(store, "eagles")
+        sampling.lowest_fid_run(store, "eagles")
     scored_run(store, "cats", [1.0, 9.0])  # best early, but its final FID is 9
     scored_run(store, "cats", [0.5], status="FAILED")
     scored_run(store, "cats", [float("nan")])
@@ -138,15 +138,15 @@ def test_best_is_the_lowest_final_fid_of_finished_runs(store):
     for key, value in (("eval_backbone", "inception"), ("eval_n_real", "5000"), ("eval_n_fake", "5000")):
         client.log_param(best, key, value)
     client.log_metric(best, "fid", 5.0, step=1)
-    assert sampling.best_run(store, "cats") == (best, 5.0)
+    assert sampling.lowest_fid_run(store, "cats") == (best, 5.0)
     assert sampling.model_uri(store, best=True, dataset="cifar10:cats", log=lambda _: None) == \
         tracking.generator_uri(store, best)
 
     # FIDs from another backbone are not comparable: refuse to mix, unless told which.
     scored_run(store, "cats", [2.0], backbone="cifar10_classifier")
     with pytest.raises(ConfigError, match="not comparable"):
-        sampling.best_run(store, "cats")
-    assert sampling.best_run(store, "cats", backbone="inception") == (best, 5.0)
+        sampling.lowest_fid_run(store, "cats")
+    assert sampling.lowest_fid_run(store, "cats", backbone="inception") == (best, 5.0)
 
 
 def test_registry_alias_and_uri_forms(store, tmp_path):

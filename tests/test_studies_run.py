@@ -81,19 +81,6 @@ def test_study_prunes_resumes_and_matches_mlflow(tracking_uri, data_root, tiny_b
     assert best_runs[0].data.params["batch_size"] == "32"
 
 
-@pytest.fixture
-def postgres_url() -> str:
-    """The server .ci/postgres.sh started; CI must have one, elsewhere the test skips
-    (checked before the other fixtures train anything)."""
-    url = os.environ.get("HARNESS_TEST_POSTGRES_URL")
-    if not url and os.environ.get("CI") == "true":
-        pytest.fail("CI=true but HARNESS_TEST_POSTGRES_URL is unset: start PostgreSQL with "
-                    "`eval \"$(.ci/postgres.sh)\"` before the tests.")
-    if not url:
-        pytest.skip("HARNESS_TEST_POSTGRES_URL is unset; start a local server with `eval \"$(.ci/postgres.sh)\"`.")
-    return url
-
-
 def test_two_workers_share_one_postgres_study(postgres_url, tracking_uri, data_root, tiny_backbone):
     url = postgres_url
     name = f"pg-{uuid.uuid4().hex[:8]}"

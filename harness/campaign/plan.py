@@ -1,0 +1,274 @@
+"""A campaign plan: which variants on which datasets with which seeds, read from TOML and checked.
+
+    name = "pilot"
+    datasets = ["horses", "birds"]            # any dataset name `run` accepts
+    seeds = [0, 1, 2]
+    variants = ["animals_baseline", "bn"]     # an explicit list, and/or:
+
+    [grid]
+    base = "animals_baseline"
+    axes = "one-at-a-time"                    # the base plus every single-axis change of it,
+    tokens = ["bn", "kernel4", "inline"]      #   optionally only these changes;
+    # axes = ["batchnorm", "kernel"]          # or every combination of the listed axes
+
+    [run]                                     # any `run` setting, for every cell
+    epochs = 10
+    max_images = 2000
+    eval_every = 10
+
+    [dataset.birds]                           # `run` settings for one dataset
+    epochs = 20
+
+    from_studies = false                      # true: each cell's hyperparameters from the best
+                                              # trial of its `<class>-<variant>` study
+
+A cell is (dataset, variant, seed) plus those settings: one ordinary run,
+tagged with the campaign and the cell. Everything is checked here, before
+anything trains: unknown keys, names, types and values, each error naming
+its key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import flags
+from harness.config import RunConfig
+from harness.errors import ConfigError, closest
+from studies.best import study_best_config
+from studies.settings import default_study_name
+from studies.space import SEARCHED_FIELDS
+from variants import AXES, BASELINE, TOKENS, resolve
+from variants.grammar import CANONICAL
+
+TOP_KEYS = ("name", "datasets", "seeds", "variants", "grid", "run", "dataset", "from_studies", "experiment")
+GRID_KEYS = ("base", "axes", "tokens")
+# Run settings a plan may not set: the cell decides them, or they are per machine.
+CELL_FIELDS = ("variant", "dataset", "seed", "tags", "run_name", "tracking_uri", "checkpoint_dir", "progress")
+# The cell's settings that identify what it trains and scores (a change means a new result).
+UNTRACKED = ("tracking_uri", "tags", "run_name", "checkpoint_dir", "keep_checkpoints", "clean_checkpoints",
+             "progress", "xla", "steps_per_execution", "sample_every")
+
+TAG = "campaign"
+CELL_TAG = "campaign.cell"
+SETTINGS_TAG = "campaign.settings"
+HASH_TAG = "campaign.settings_md5"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (dataset, variant, seed) of a campaign and the run config that trains it."""
+
+    dataset: str
+    variant: str
+    seed: int
+    config: RunConfig
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.variant}/s{self.seed}"
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the cell trains and how it is scored (a change makes it another cell)."""
+        return {k: v for k, v in self.config.resolved().to_dict().items() if k not in UNTRACKED}
+
+    @property
+    def settings_md5(self) -> str:
+        return hashlib.md5(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked plan: its name, where it came from, and its cells in running order."""
+
+    name: str
+    path: str
+    text: str
+    cells: tuple[Cell, ...]
+    datasets: tuple[str, ...]
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    notes: tuple[str, ...] = field(default=())  # e.g. variants dropped as duplicates
+
+
+def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_dir: str | None = None,
+              study_storage: str | None = None) -> Plan:
+    """Read and check the plan at ``path``; ``tracking_uri``/``checkpoint_dir`` are this machine's.
+
+    Raises ConfigError naming the key for every mistake in the plan.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+        raw = tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"campaign plan {str(path)!r} does not exist; write one (see campaigns/pilot.toml).") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"campaign plan {str(path)!r} is not valid TOML: {exc}.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"campaign plan {str(path)!r} cannot be read: {exc}.") from None
+    where = str(path)
+    _known(raw, TOP_KEYS, where)
+    name = _get(raw, "name", str, where)
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise ConfigError(f"{where}: name {name!r} must be letters, digits, '-', '_' or '.', e.g. name = \"pilot\".")
+    datasets = _list(raw, "datasets", str, where)
+    seeds = _list(raw, "seeds", int, where)
+    if len(set(seeds)) != len(seeds) or len(set(datasets)) != len(datasets):
+        raise ConfigError(f"{where}: datasets and seeds must not repeat.")
+    variants, notes = _variants(raw, where)
+    run = dict(raw.get("run", {}))
+    _settings(run, f"{where} [run]")
+    per_dataset = raw.get("dataset", {})
+    if not isinstance(per_dataset, dict):
+        raise ConfigError(f"{where}: [dataset.NAME] tables hold run settings for one dataset.")
+    for key, table in per_dataset.items():
+        if key not in datasets:
+            raise ConfigError(f"{where}: [dataset.{key}] names no dataset of the plan ({', '.join(datasets)}).")
+        _settings(table, f"{where} [dataset.{key}]")
+    from_studies = _get(raw, "from_studies", bool, where, False)
+    machine = {k: v for k, v in (("tracking_uri", tracking_uri), ("checkpoint_dir", checkpoint_dir)) if v}
+    if raw.get("experiment") is not None:
+        run.setdefault("experiment", _get(raw, "experiment", str, where))
+
+    cells = []
+    for dataset, variant, seed in itertools.product(datasets, variants, seeds):
+        settings = {**run, **per_dataset.get(dataset, {})}
+        cell_where = f"{where} (cell {dataset}/{variant}/s{seed})"
+        config = flags.build(RunConfig, {**settings, **machine, "variant": variant, "dataset": dataset,
+                                         "seed": seed}, cell_where)
+        if from_studies:
+            config = _from_study(config, set(settings), study_storage, cell_where)
+        cell = Cell(dataset, variant, seed, config)
+        tags = {TAG: name, CELL_TAG: cell.key, HASH_TAG: cell.settings_md5,
+                SETTINGS_TAG: json.dumps(cell.settings, sort_keys=True)}
+        cells.append(Cell(dataset, variant, seed, config.replace(
+            tags=tags, run_name=f"{name}-{dataset}-{variant}-s{seed}")))
+    return Plan(name, str(path), text, tuple(cells), tuple(datasets), tuple(variants), tuple(seeds), tuple(notes))
+
+
+def _variants(raw: dict, where: str) -> tuple[list[str], list[str]]:
+    """The plan's variant names: the explicit list, then the grid's; duplicates of one
+    architecture (e.g. ``animals_baseline`` and ``nobn``) are kept once."""
+    names = list(_list(raw, "variants", str, where, required=False))
+    grid = raw.get("grid")
+    if grid is not None:
+        if not isinstance(grid, dict):
+            raise ConfigError(f"{where}: grid must be a table ([grid] with base, axes, tokens).")
+        _known(grid, GRID_KEYS, f"{where} [grid]")
+        base = _get(grid, "base", str, f"{where} [grid]", BASELINE.name)
+        resolve(base)
+        names += grid_names(base, grid.get("axes", "one-at-a-time"), grid.get("tokens"), f"{where} [grid]")
+    if not names:
+        raise ConfigError(f"{where}: no variants; give variants = [...] or a [grid] table.")
+    kept, seen, notes = [], {}, []
+    for name in names:
+        spec = resolve(name)  # an unknown name fails here, naming the valid tokens
+        identity = json.dumps({k: v for k, v in spec.to_params().items() if k != "name"}, sort_keys=True)
+        if identity in seen:
+            if name != seen[identity]:
+                notes.append(f"variant {name!r} is the same architecture as {seen[identity]!r}; kept once")
+            continue
+        seen[identity] = name
+        kept.append(name)
+    return kept, notes
+
+
+def grid_names(base: str, axes: Any, tokens: Any, where: str) -> list[str]:
+    """The variant names a [grid] table denotes (see the module docstring)."""
+    spec = resolve(base)
+    prefix = "" if base == BASELINE.name else f"{base}_"
+    if axes == "one-at-a-time":
+        if tokens is None:
+            changes = [CANONICAL[axis][value] for axis in AXES for value in AXES[axis]
+                       if value != spec.axes()[axis]]
+        else:
+            if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+                raise ConfigError(f"{where}: tokens must be a list of grammar tokens, e.g. [\"bn\", \"kernel4\"].")
+            for token in tokens:
+                if token not in TOKENS:
+                    guess = closest(token, TOKENS)
+                    raise ConfigError(f"{where}: unknown token {token!r}"
+                                      + (f" (did you mean {guess!r}?)" if guess else "")
+                                      + f"; valid: {', '.join(TOKENS)}.")
+                axis, value = TOKENS[token]
+                if spec.axes()[axis] == value:
+                    raise ConfigError(f"{where}: token {token!r} changes nothing: {base} already has "
+                                      f"{axis}={value}.")
+            changes = list(tokens)
+        return [base] + [prefix + token for token in changes]
+    if tokens is not None:
+        raise ConfigError(f"{where}: tokens go with axes = \"one-at-a-time\"; a factorial takes every "
+                          "value of each listed axis.")
+    if not isinstance(axes, list) or not axes or not all(isinstance(a, str) for a in axes):
+        raise ConfigError(f"{where}: axes must be \"one-at-a-time\" or a list of axes, e.g. "
+                          f"[\"batchnorm\", \"kernel\"]; axes: {', '.join(AXES)}.")
+    for axis in axes:
+        if axis not in AXES:
+            guess = closest(axis, AXES)
+            raise ConfigError(f"{where}: unknown axis {axis!r}" + (f" (did you mean {guess!r}?)" if guess else "")
+                              + f"; axes: {', '.join(AXES)}.")
+    return [prefix + "_".join(combo) for combo in
+            itertools.product(*([CANONICAL[axis][value] for value in AXES[axis]] for axis in axes))]
+
+
+def _from_study(config: RunConfig, given: set[str], storage: str | None, where: str) -> RunConfig:
+    """``config`` with the hyperparameters of its ``<class>-<variant>`` study's best trial
+    (settings the plan gives explicitly win)."""
+    name = default_study_name(config.dataset, config.variant)
+    try:
+        best = study_best_config(name, storage, log=lambda *_: None)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: from_studies = true needs study {name!r}: {exc}") from None
+    return config.replace(**{k: getattr(best, k) for k in SEARCHED_FIELDS if k not in given})
+
+
+# --- strict reading -------------------------------------------------------------------
+def _known(table: dict, keys: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in keys:
+            guess = closest(key, keys)
+            raise ConfigError(f"{where}: unknown key {key!r}" + (f" (did you mean {guess!r}?)" if guess else "")
+                              + f"; valid keys: {', '.join(keys)}.")
+
+
+def _settings(table: Any, where: str) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table of run settings, e.g. epochs = 10.")
+    for key in table:
+        if key in CELL_FIELDS:
+            raise ConfigError(f"{where}: {key!r} is set per cell or per machine, not in a plan"
+                              + (" (pass --tracking-uri / --checkpoint-dir to the command)"
+                                 if key in ("tracking_uri", "checkpoint_dir") else "") + ".")
+    flags.build(RunConfig, {"variant": BASELINE.name, "dataset": "horses", **table}, where)
+
+
+def _get(table: dict, key: str, kind: type, where: str, default: Any = ...) -> Any:
+    if key not in table:
+        if default is ...:
+            raise ConfigError(f"{where}: missing {key!r}.")
+        return default
+    value = table[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: {key} = {value!r} must be {kind.__name__}.")
+    return value
+
+
+def _list(table: dict, key: str, kind: type, where: str, required: bool = True) -> list:
+    if key not in table:
+        if required:
+            raise ConfigError(f"{where}: missing {key!r} (a list).")
+        return []
+    value = table[key]
+    if (not isinstance(value, list) or (required and not value)
+            or not all(isinstance(v, kind) and not (kind is int and isinstance(v, bool)) for v in value)):
+        raise ConfigError(f"{where}: {key} must be a non-empty list of {kind.__name__}s, e.g. "
+                          + ("[0, 1, 2]." if kind is int else "[\"horses\"]."))
+    return value

@@ -1,0 +1,255 @@
+"""Run a campaign: ``run_campaign(plan)`` trains every cell still missing, here or in workers.
+
+Top to bottom: check everything a cell needs (data on this machine, the
+backbone, the tracking store), read where each cell stands, refuse silently
+reusing results of changed settings, log the plan to its parent run, enqueue
+what is left, then work: claim a cell, resume or start its run, finish it,
+print a line with the campaign's position and ETA; until no cell is left.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from harness import checkpoints, tracking, train
+from harness.callbacks import duration
+from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG, Cell, Plan
+from harness.campaign.queue import CellQueue
+from harness.campaign.state import SUPERSEDED_TAG, CellState, cell_states, cell_work, seconds_per_image_epoch
+from harness.data import load_dataset
+from harness.errors import ConfigError, TrainingFailed
+from harness.metrics.backbones import load_backbone
+from harness.urls import redact
+from studies import storage as storages
+
+PARENT_EXPERIMENT = "campaigns"
+POLL_S = 5  # how often an idle worker looks again while other workers still hold cells
+
+
+@dataclass
+class Options:
+    """How this machine runs the plan."""
+
+    storage: str | None = None  # the queue's Optuna storage (None: ./optuna.db, a journal with workers)
+    workers: int = 1
+    retry_failed: bool = False
+    rerun_changed: bool = False
+    heartbeat_s: int = storages.HEARTBEAT_S
+    worker: bool = False  # a worker started by another process: work only
+
+    @property
+    def url(self) -> str:
+        return storages.normalise(self.storage, self.workers)
+
+
+@dataclass
+class Outcome:
+    """What a ``campaign`` command did."""
+
+    finished: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped_failed: list[str] = field(default_factory=list)
+    failed_workers: int = 0
+
+
+def run_campaign(plan: Plan, options: Options, log=print) -> Outcome:
+    """Bring ``plan`` to every cell FINISHED (or FAILED); see the module docstring."""
+    outcome = Outcome()
+    if not options.worker:
+        # --- check everything a cell needs, once, before anything trains ----------------------
+        uri = check_machine(plan)
+        states = cell_states(plan)
+        changed = [s for s in states if s.status == "CHANGED"]
+        if changed and not options.rerun_changed:
+            raise ConfigError(describe_changes(changed))
+        for state in changed:
+            tracking.RunLogger(uri, state.run.info.run_id).set_tags({SUPERSEDED_TAG: "settings changed"})
+        outcome.skipped_failed = [s.cell.key for s in states if s.status == "FAILED" and not options.retry_failed]
+        todo = [s.cell.key for s in states if s.status not in ("FINISHED", "FAILED")
+                or (s.status == "FAILED" and options.retry_failed)]
+        parent = open_parent(plan, uri)
+
+        # --- enqueue what is left ----------------------------------------------------------------
+        queue = CellQueue(plan.name, options.url, options.heartbeat_s)
+        added = queue.sync(todo)
+        done = sum(s.status == "FINISHED" for s in states)
+        log(f"campaign {plan.name}: {len(plan.cells)} cells, {done} finished, {len(todo)} to run "
+            f"({len(added)} newly queued) in {redact(options.url)}"
+            + (f"; {len(outcome.skipped_failed)} FAILED left alone (--retry-failed retries them)"
+               if outcome.skipped_failed else ""))
+        for note in plan.notes:
+            log(f"note: {note}")
+        try:
+            if options.workers > 1:
+                outcome.failed_workers = _start_workers(plan, options, log)
+            else:
+                work(plan, options, outcome, log)
+        finally:
+            tracking.RunLogger(uri, parent).end("FINISHED", best_effort=True)
+        return outcome
+    work(plan, options, outcome, log)
+    return outcome
+
+
+def check_machine(plan: Plan) -> str:
+    """Check that this machine has every dataset, the backbone and a tracking store; return the store."""
+    for dataset in plan.datasets:
+        cells = [c.config.resolved() for c in plan.cells if c.dataset == dataset]
+        for config in {(c.image_size, c.max_images, c.batch_size): c for c in cells}.values():
+            load_dataset(config.dataset, image_size=config.image_size, max_images=config.max_images,
+                         min_images=config.batch_size)
+    for config in {(c.config.backbone, c.config.inception): c.config for c in plan.cells
+                   if c.config.eval_every}.values():
+        load_backbone(config.backbone, inception_path=config.inception)
+    uri = plan.cells[0].config.tracking_uri
+    tracking.ensure_store(uri)
+    for experiment in sorted({c.config.resolved().experiment for c in plan.cells} | {PARENT_EXPERIMENT}):
+        tracking.experiment_id(uri, experiment)  # created once, before any worker
+    return uri
+
+
+def describe_changes(changed: list[CellState]) -> str:
+    lines = [f"{len(changed)} cell(s) of the plan changed since their runs finished:"]
+    for state in changed[:10]:
+        what = ", ".join(f"{k}: was {old!r}, now {new!r}" for k, (old, new) in state.changes.items())
+        lines.append(f"  {state.cell.key} (run {state.run.info.run_id}): {what}")
+    if len(changed) > 10:
+        lines.append(f"  ... and {len(changed) - 10} more")
+    lines.append("Restore those settings in the plan to keep the results, or pass --rerun-changed to train "
+                 "them again (the old runs are tagged campaign.superseded and left out of reports).")
+    return "\n".join(lines)
+
+
+def open_parent(plan: Plan, uri: str) -> str:
+    """The campaign's parent run (experiment ``campaigns``), holding the plan and its cells."""
+    found = tracking.find_runs(uri, PARENT_EXPERIMENT, tags={TAG: plan.name, "campaign.parent": "true"},
+                               max_results=1)
+    logger = (tracking.RunLogger(uri, found[0].info.run_id) if found else tracking.RunLogger.create(
+        uri, PARENT_EXPERIMENT, run_name=plan.name, tags={TAG: plan.name, "campaign.parent": "true"}))
+    logger.client.update_run(logger.run_id, status="RUNNING")
+    logger.log_text(plan.text, "plan.toml")
+    logger.log_json([{"cell": c.key, "experiment": c.config.resolved().experiment, **c.settings}
+                     for c in plan.cells], "cells.json")
+    logger.set_tags({"campaign.cells": str(len(plan.cells)), "campaign.datasets": ",".join(plan.datasets),
+                     "campaign.variants": ",".join(plan.variants),
+                     "campaign.seeds": ",".join(map(str, plan.seeds))})
+    return logger.run_id
+
+
+def work(plan: Plan, options: Options, outcome: Outcome, log) -> None:
+    """Claim and train cells until none is left (waiting while other workers may hand one back)."""
+    import time
+
+    queue = CellQueue(plan.name, options.url, options.heartbeat_s)
+    cells = {cell.key: cell for cell in plan.cells}
+    while True:
+        claim = queue.claim()
+        if claim is None:
+            if queue.running_elsewhere():
+                time.sleep(POLL_S)
+                continue
+            return
+        cell = cells.get(claim.key)
+        if cell is None:  # queued by another version of the plan
+            queue.finish(claim, TrialState.FAIL, reason=f"cell {claim.key} is not in this plan")
+            continue
+        if finished_run(cell) is not None:  # finished meanwhile, by a duplicate of its queue entry
+            queue.finish(claim, TrialState.COMPLETE)
+            continue
+        with queue.heartbeat(claim):
+            try:
+                result = train_cell(cell, log)
+            except TrainingFailed as exc:
+                queue.finish(claim, TrialState.FAIL, reason=str(exc))
+                outcome.failed.append(cell.key)
+                log(f"cell {cell.key} FAILED: {exc}")
+                continue
+            except BaseException as exc:
+                queue.finish(claim, TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}")
+                raise
+        if result.status == "FINISHED":
+            queue.finish(claim, TrialState.COMPLETE, value=result.metrics.get("fid"))
+            outcome.finished.append(cell.key)
+        else:
+            queue.finish(claim, TrialState.FAIL, reason=result.reason or result.status)
+            outcome.failed.append(cell.key)
+        log(progress_line(plan, cell, result))
+
+
+def finished_run(cell: Cell):
+    """The FINISHED run of ``cell`` with its current settings, or None."""
+    config = cell.config.resolved()
+    for run in tracking.find_runs(config.tracking_uri, config.experiment, status="FINISHED",
+                                  tags={TAG: config.tags[TAG], CELL_TAG: cell.key, HASH_TAG: cell.settings_md5}):
+        if SUPERSEDED_TAG not in run.data.tags:
+            return run
+    return None
+
+
+def train_cell(cell: Cell, log) -> train.RunResult:
+    """Train ``cell``: resume its unfinished run from the checkpoint, or start it."""
+    config = cell.config.resolved()
+    resume = None
+    for run in tracking.find_runs(config.tracking_uri, config.experiment, not_status="FINISHED",
+                                  tags={TAG: config.tags[TAG], CELL_TAG: cell.key}):
+        if SUPERSEDED_TAG in run.data.tags:
+            continue
+        folder = Path(config.checkpoint_dir) / run.info.run_id
+        if checkpoints.list_checkpoints(folder) and resume is None:
+            resume = run.info.run_id
+        elif run.info.status in ("RUNNING", "KILLED") and not checkpoints.list_checkpoints(folder):
+            # Died before its first checkpoint: nothing to resume, so it must not count as the cell.
+            tracking.RunLogger(config.tracking_uri, run.info.run_id).end(
+                "FAILED", reason="its worker stopped before the first checkpoint; the cell was started again")
+            tracking.RunLogger(config.tracking_uri, run.info.run_id).set_tags({SUPERSEDED_TAG: "no checkpoint"})
+    prefix = f"[{cell.key}] "
+    return train.run(cell.config, resume=resume, log=lambda text: log(prefix + text))
+
+
+def progress_line(plan: Plan, cell: Cell, result: train.RunResult) -> str:
+    """``cell dataset/variant/sN FINISHED: fid .., real_acc .., fake_acc .., 3.2 min | 7/30 finished, ETA ..``."""
+    states = cell_states(plan)
+    finished = sum(s.status == "FINISHED" for s in states)
+    metrics = result.metrics
+    shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in ("fid", "kid", "real_acc", "fake_acc") if k in metrics)
+    minutes = sum(m.get("epoch_seconds", 0) + m.get("eval_seconds", 0) + m.get("tracking_seconds", 0)
+                  for m in result.history) / 60
+    return (f"cell {cell.key} {result.status}: {shown}, {minutes:.1f} min | {finished}/{len(states)} finished"
+            f"{eta_text(states)}")
+
+
+def eta_text(states: list[CellState], workers: int = 1) -> str:
+    """``, ETA 1h12m (at 4.1 ms per image-epoch)`` from the cells measured so far, or ''."""
+    rate = seconds_per_image_epoch(states)
+    left = [s for s in states if s.status != "FINISHED"]
+    if rate is None or not left:
+        return ""
+    images = {s.cell.dataset: int(s.run.data.params.get("data_count", 0)) for s in states
+              if s.status == "FINISHED"}
+    work = sum(cell_work(s.cell, images.get(s.cell.dataset, 0)) for s in left)
+    return f", ETA {duration(work * rate / max(workers, 1))} (at {1000 * rate:.1f} ms per image-epoch)"
+
+
+def _start_workers(plan: Plan, options: Options, log) -> int:
+    """Run ``options.workers`` worker processes on this machine; return how many failed."""
+    command = [sys.executable, "-m", "harness", "campaign", plan.path, "--worker", "--storage", options.url,
+               "--heartbeat", str(options.heartbeat_s), "--tracking-uri", plan.cells[0].config.tracking_uri,
+               "--checkpoint-dir", plan.cells[0].config.checkpoint_dir]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    procs = [subprocess.Popen(command, env=env) for _ in range(options.workers)]
+    log(f"started {len(procs)} workers: pids {', '.join(str(p.pid) for p in procs)}")
+    try:
+        codes = [p.wait() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            p.wait()
+    return sum(code != 0 for code in codes)

@@ -1,0 +1,87 @@
+"""What ``campaign --status`` and ``campaign --dry-run`` print: the grid, and the time left."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from harness.callbacks import duration
+from harness.campaign.plan import Plan
+from harness.campaign.queue import CellQueue
+from harness.campaign.state import CellState, cell_states, cell_work, seconds_per_image_epoch
+from harness.data import load_dataset
+
+SHORT = {"FINISHED": "done", "CHANGED": "changed", "RUNNING": "running", "KILLED": "stopped",
+         "FAILED": "FAILED", "MISSING": "-"}
+
+
+def status_text(plan: Plan, url: str | None = None) -> str:
+    """The campaign's grid (rows dataset x variant, columns seeds), counts and ETA."""
+    states = cell_states(plan)
+    holders, waiting = {}, set()
+    if url is not None:
+        try:
+            queue = CellQueue(plan.name, url)
+            holders, waiting = queue.holders(), queue.waiting()
+        except Exception:  # the queue is optional here: MLflow alone says where cells stand
+            pass
+    counts = Counter(s.status for s in states)
+    lines = [f"campaign {plan.name} ({plan.path}): {len(states)} cells: "
+             + ", ".join(f"{counts[k]} {k.lower()}" for k in SHORT if counts[k]) + eta(plan, states)]
+    width = max(len(f"{d} {v}") for d in plan.datasets for v in plan.variants)
+    lines.append(" " * (width + 2) + "".join(f"{'seed ' + str(s):<22}" for s in plan.seeds))
+    by_key = {s.cell.key: s for s in states}
+    for dataset in plan.datasets:
+        for variant in plan.variants:
+            row = [cell_text(by_key[f"{dataset}/{variant}/s{seed}"], holders, waiting) for seed in plan.seeds]
+            lines.append(f"{dataset + ' ' + variant:<{width}}  " + "".join(f"{c:<22}" for c in row))
+    return "\n".join(lines)
+
+
+def cell_text(state: CellState, holders: dict[str, str], waiting: set[str]) -> str:
+    text = SHORT[state.status]
+    if state.status == "FINISHED" and "fid" in state.metrics:
+        text += f" fid {state.metrics['fid']:.4g}"
+    elif state.status == "RUNNING":
+        text += f" {holders.get(state.cell.key, '(no worker)')}"
+    elif state.cell.key in waiting:
+        text += " queued"
+    return text
+
+
+def eta(plan: Plan, states: list[CellState], workers: int = 1) -> str:
+    rate = seconds_per_image_epoch(states)
+    left = [s for s in states if s.status != "FINISHED"]
+    if not left:
+        return "; all finished"
+    if rate is None:
+        return "; ETA after the first finished cell"
+    work = sum(cell_work(s.cell, _images(s)) for s in left)
+    return f"; ETA {duration(work * rate / workers)} on {workers} worker(s) at the measured {1000 * rate:.1f} ms per image-epoch"
+
+
+def dry_run_text(plan: Plan) -> str:
+    """The cells a run would train, each with its settings, and the estimated time."""
+    states = cell_states(plan)
+    todo = [s for s in states if s.status != "FINISHED"]
+    rate = seconds_per_image_epoch(states)
+    lines = [f"campaign {plan.name}: {len(todo)} of {len(states)} cells to run"]
+    total = 0.0
+    for state in todo:
+        config = state.cell.config.resolved()
+        work = cell_work(state.cell, _images(state))
+        total += work
+        lines.append(f"  {state.cell.key:<40} {SHORT[state.status]:<8} {config.epochs} epochs x "
+                     f"{work // config.epochs:.0f} images, batch {config.batch_size}"
+                     + (f", eval every {config.eval_every} ({config.eval_samples} samples)" if config.eval_every else ""))
+    if rate is not None:
+        lines.append(f"estimated: {duration(total * rate)} at the measured {1000 * rate:.1f} ms per image-epoch "
+                     "(divide by the workers)")
+    else:
+        lines.append(f"{total:.0f} image-epochs in all; no cell has finished yet to measure the speed "
+                     "(`python -m harness bench` gives images per second of the step alone)")
+    return "\n".join(lines)
+
+
+def _images(state: CellState) -> int:
+    config = state.cell.config.resolved()
+    return load_dataset(config.dataset, image_size=config.image_size, max_images=config.max_images).count

@@ -1,0 +1,100 @@
+"""Campaign plans: what a plan denotes, and every mistake caught before anything trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.campaign.plan import load_plan
+from harness.campaign.run import check_machine
+from harness.errors import ConfigError
+
+BASE = """
+name = "p"
+datasets = ["horses", "birds"]
+seeds = [0, 1, 2]
+"""
+
+
+def plan_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "plan.toml"
+    path.write_text(text)
+    return path
+
+
+def test_cells_are_datasets_by_variants_by_seeds_with_their_settings(tmp_path):
+    plan = load_plan(plan_file(tmp_path, BASE + """
+variants = ["animals_baseline", "bn_kernel4"]
+[run]
+epochs = 4
+max_images = 256
+g_lr = 1e-4
+[dataset.birds]
+epochs = 6
+"""))
+    assert len(plan.cells) == 2 * 2 * 3
+    assert [c.key for c in plan.cells[:3]] == ["horses/animals_baseline/s0", "horses/animals_baseline/s1",
+                                              "horses/animals_baseline/s2"]
+    horses, birds = plan.cells[0].config, plan.cells[-1].config
+    assert (horses.epochs, birds.epochs) == (4, 6)  # per-dataset settings win
+    assert horses.g_lr == birds.g_lr == 1e-4 and horses.max_images == 256
+    assert birds.tags["campaign"] == "p" and birds.tags["campaign.cell"] == "birds/bn_kernel4/s2"
+    assert plan.cells[0].settings_md5 != plan.cells[1].settings_md5  # the seed is part of a cell
+
+
+def test_one_at_a_time_is_the_base_and_each_single_change(tmp_path):
+    plan = load_plan(plan_file(tmp_path, BASE + """
+[grid]
+base = "animals_baseline"
+axes = "one-at-a-time"
+tokens = ["bn", "kernel4", "inline", "mixed"]
+"""))
+    assert plan.variants == ("animals_baseline", "bn", "kernel4", "inline", "mixed")
+    every = load_plan(plan_file(tmp_path, BASE + '[grid]\nbase = "animals_baseline"\naxes = "one-at-a-time"\n'))
+    # batchnorm 3 other values, dropout 2, kernel, g_activation, leaky_relu, d_update 1 each
+    assert len(every.variants) == 1 + 3 + 2 + 1 + 1 + 1 + 1
+
+
+def test_a_factorial_takes_every_value_of_the_listed_axes_and_duplicates_are_kept_once(tmp_path):
+    plan = load_plan(plan_file(tmp_path, BASE + """
+variants = ["animals_baseline"]
+[grid]
+axes = ["batchnorm", "kernel"]
+"""))
+    assert len(plan.variants) == 4 * 2  # nobn_kernel3 is animals_baseline: kept once
+    assert plan.variants[0] == "animals_baseline" and "nobn_kernel3" not in plan.variants
+    assert any("same architecture" in note for note in plan.notes)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("variants = ['bn']\nepoch = 3\n", "unknown key 'epoch'"),
+    ("variants = ['bn']\n[run]\nepoch = 3\n", "unknown setting 'epoch' (did you mean 'epochs'?)"),
+    ("variants = ['bn_kernal4']\n", "unknown token 'kernal4'"),
+    ("variants = ['bn']\n[run]\nepochs = 'ten'\n", "--epochs 'ten' must be a whole number"),
+    ("variants = ['bn']\n[run]\nseed = 3\n", "'seed' is set per cell"),
+    ("variants = ['bn']\n[run]\ntracking_uri = 'x'\n", "pass --tracking-uri"),
+    ("variants = ['bn']\n[dataset.cows]\nepochs = 3\n", "[dataset.cows] names no dataset of the plan"),
+    ("[grid]\naxes = ['batchnrom']\n", "unknown axis 'batchnrom' (did you mean 'batchnorm'?)"),
+    ("[grid]\ntokens = ['nobn']\n", "token 'nobn' changes nothing"),
+    ("", "no variants"),
+    ("variants = ['bn']\nfrom_studies = true\n", "needs study 'horses-bn'"),
+])
+def test_every_mistake_names_its_key(tmp_path, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)  # from_studies looks for ./optuna.db
+    with pytest.raises(ConfigError) as error:
+        load_plan(plan_file(tmp_path, BASE + extra))
+    assert message in str(error.value)
+
+
+def test_bad_files_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_plan(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_plan(plan_file(tmp_path, "name = \n"))
+    # A name that could be a folder is checked against this machine before anything trains.
+    plan = load_plan(plan_file(tmp_path, 'name = "p"\ndatasets = ["horsies"]\nseeds = [0]\nvariants = ["bn"]\n'))
+    with pytest.raises(ConfigError, match="unknown dataset 'horsies'"):
+        check_machine(plan)
+    with pytest.raises(ConfigError, match="seeds must be a non-empty list of ints"):
+        load_plan(plan_file(tmp_path, 'name = "p"\ndatasets = ["horses"]\nseeds = []\nvariants = ["bn"]\n'))
