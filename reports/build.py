@@ -17,8 +17,8 @@ from pathlib import Path
 from harness.errors import ConfigError
 from reports import collect, plots, render, study_store
 from reports.ablation import ablation_table
-from reports.tables import (Selection, Table, eval_label, excluded_table, group_runs, runs_table, select,
-                            study_table, variant_tables)
+from reports.tables import (Selection, Table, by_evaluation, evaluations_table, excluded_table, group_runs,
+                            runs_table, select, study_tables, variant_tables, warnings_of)
 
 STRIP_FRAMES = 4  # sample grids per variant in the progression strip
 
@@ -57,18 +57,18 @@ def build_report(tracking_uri: str, out: str | Path = "reports/latest", experime
                           f"give a comma-separated subset of {','.join(render.FORMATS)}.")
 
     # --- read ------------------------------------------------------------------------------
-    client = collect.open_store(tracking_uri)
-    chosen = collect.experiments(client, experiments)
-    runs = collect.collect_runs(client, chosen)
+    chosen = collect.experiments(tracking_uri, experiments)
+    runs = collect.collect_runs(tracking_uri, chosen)
     studies = study_store.collect_studies(storage)
     sel = select(runs)
-    histories = collect.load_histories(client, [r.run_id for r in sel.included])
+    histories = collect.load_histories(tracking_uri, [r.run_id for r in sel.included])
     out = _prepare(Path(out))
 
     # --- tables ----------------------------------------------------------------------------
     variants = variant_tables(sel.included)
+    evaluations = evaluations_table(sel.included)
     ablation = ablation_table(sel.included)
-    studies_t = study_table(studies)
+    studies_t = study_tables(studies)
     excluded = excluded_table(sel.excluded)
     behind = runs_table(sel.included)
 
@@ -79,26 +79,31 @@ def build_report(tracking_uri: str, out: str | Path = "reports/latest", experime
     source = [f"MLflow: {tracking_uri} — experiments: {', '.join(sorted(chosen.values())) or 'none'}",
               f"Optuna: {storage or 'no study storage given or found'}",
               f"{len(runs)} runs read: {len(sel.included)} aggregated, {len(sel.excluded)} left out"
-              + (f", {len(sel.trials)} runs of Optuna studies (counted in the study table)"
-                 if sel.trials else "")]
-    empty = "" if runs or studies else (
-        f"No runs and no studies found in {tracking_uri}"
+              + (f", {len(sel.trials)} runs of Optuna studies (counted in the study table)" if sel.trials else "")
+              + (f", {len(sel.backbones)} training run(s) of the FID backbone (experiment "
+                 f"{collect.BACKBONE_EXPERIMENT!r}; not GAN runs)" if sel.backbones else "")]
+    empty = "" if sel.included else (
+        (f"No finished training runs found in {tracking_uri}" if runs or studies else
+         f"No runs and no studies found in {tracking_uri}")
         + (f" (experiments: {', '.join(experiments)})" if experiments else "")
         + ". Train with `python -m harness run` or pass the --tracking-uri your runs were logged to.")
+    curves = figures["curves"] + figures["samples"]
     sections = [
         render.Section("Variant x dataset", tables=variants, text=empty),
-        render.Section("Ablation", tables=[ablation]),
-        render.Section("Optuna studies", tables=[studies_t] if studies else [],
-                       figures=figures["studies"],
+        render.Section(evaluations.title, tables=[evaluations]),
+        render.Section(ablation.title, tables=[ablation]),
+        render.Section("Optuna studies", tables=studies_t, figures=figures["studies"],
                        text="" if studies else "No study storage read (pass --storage)."),
-        render.Section("Training curves and samples", figures=figures["curves"] + figures["samples"]),
-        render.Section("Runs left out", tables=[excluded]),
-        render.Section("Runs behind the numbers", tables=[behind]),
+        render.Section("Training curves and samples", figures=curves,
+                       text="" if curves else "No per-epoch metrics or sample grids were logged by the "
+                                              "aggregated runs, so there is nothing to draw."),
+        render.Section(excluded.title, tables=[excluded]),
+        render.Section(behind.title, tables=[behind]),
     ]
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     report = render.Report(title="Which architecture choices matter, for which class", source=source,
                            sections=sections)
-    tables = [*variants, ablation, *([studies_t] if studies else []), excluded, behind]
+    tables = [*variants, evaluations, ablation, *studies_t, excluded, behind]
     seconds = time.perf_counter() - start
     report.footer = f"Generated {generated} from logged values only, in {seconds:.1f} s."
     files = render.write(report, tables, out, formats)
@@ -122,26 +127,28 @@ def _prepare(out: Path) -> Path:
 def _figures(tracking_uri: str, sel: Selection, histories, studies, folder: Path) -> dict[str, list[render.Figure]]:
     figures: dict[str, list[render.Figure]] = {"curves": [], "samples": [], "studies": []}
 
-    def add(kind: str, path: Path | None, title: str, caption: str = "") -> None:
+    def add(kind: str, path: Path | None, title: str, caption: str = "", warning: str = "") -> None:
         if path is not None:
-            figures[kind].append(render.Figure(title, path, caption))
+            figures[kind].append(render.Figure(title, path, caption, warning))
 
     groups = group_runs(sel.included)
-    seeds = "Lines are means over each row's seeds (n in the variant table)."
-    add("curves", plots.curves(groups, histories, ("real_acc", "fake_acc"), ("real", "fake"), "accuracy",
-                               "Discriminator accuracy on real (solid) and fake (dashed) images",
-                               folder / "accuracy.png"),
-        "Real vs fake accuracy per epoch", seeds)
-    add("curves", plots.curves(groups, histories, ("d_loss", "g_loss"), ("D", "G"), "loss",
-                               "Discriminator (solid) and generator (dashed) loss", folder / "losses.png"),
-        "Losses per epoch", seeds)
-    eval_keys = sorted({r.eval_key for r in sel.included if r.eval_key is not None})
-    for i, key in enumerate(eval_keys, start=1):
-        runs = [r for r in sel.included if r.eval_key == key]
-        name = "fid.png" if len(eval_keys) == 1 else f"fid_{i}.png"
-        add("curves", plots.curves(group_runs(runs), histories, ("fid",), ("FID",), "FID",
-                                   f"FID per epoch ({eval_label(key)})", folder / name),
-            f"FID per epoch per variant ({eval_label(key)})", seeds)
+    seeds = "Lines: mean over the row's seeds (n); shaded band: their min-max."
+    every = (" n counts every aggregated run of the row, whichever backbone scored it: accuracies and losses "
+             "do not depend on it.")
+    add("curves", plots.pair_curves(groups, histories, ("real_acc", "fake_acc"), ("real", "fake"), "accuracy",
+                                    folder / "accuracy.png", ylim=(-0.03, 1.03)),
+        "Discriminator accuracy on real and on fake images, per epoch",
+        seeds + " real: fraction of real images D scores > 0.5; fake: of generated images D scores < 0.5."
+        + every)
+    add("curves", plots.pair_curves(groups, histories, ("d_loss", "g_loss"), ("D", "G"), "loss",
+                                    folder / "losses.png"),
+        "Discriminator (D) and generator (G) loss, per epoch", seeds + every)
+    evaluated = [members for members in by_evaluation(sel.included) if members[0].eval_key is not None]
+    for i, members in enumerate(evaluated, start=1):
+        label = members[0].eval_label
+        name = "fid.png" if len(evaluated) == 1 else f"fid_{i}.png"
+        add("curves", plots.variant_curves(group_runs(members), histories, "fid", "FID", folder / name),
+            f"FID per epoch per variant ({label})", seeds + " Lower is better.", warnings_of(members))
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in sorted({d for d, _ in groups}):
             rows = []
@@ -149,9 +156,9 @@ def _figures(tracking_uri: str, sel: Selection, histories, studies, folder: Path
                 if d != dataset:
                     continue
                 run = min(members, key=lambda r: (r.seed is None, r.seed))
-                repo = collect.artifacts(run, tracking_uri)
-                frames = _spread(collect.sample_epochs(repo), STRIP_FRAMES)
-                files = [(epoch, collect.download(repo, path, Path(tmp) / run.run_id)) for epoch, path in frames]
+                frames = _spread(collect.sample_epochs(tracking_uri, run), STRIP_FRAMES)
+                files = [(epoch, collect.download(tracking_uri, run, path, Path(tmp) / run.run_id))
+                         for epoch, path in frames]
                 rows.append((f"{label} ({run.short_id})", [(e, f) for e, f in files if f is not None]))
             add("samples", plots.sample_strip(rows, f"{dataset}: samples from early to late epochs",
                                               folder / f"samples_{_slug(dataset)}.png"),

@@ -1,13 +1,21 @@
 """The report's figures as PNG files (matplotlib, Agg backend: no display needed).
 
-Every curve is drawn from logged per-epoch histories (mean over a row's
-seeds at each epoch); sample strips are the logged sample grids themselves.
-Each function returns the written path, or None when there is nothing to draw.
+Every curve is drawn from logged per-epoch histories: the line is the mean
+over a row's seeds at each epoch and the shaded band their min-max, so the
+spread over seeds is visible. Lines carry their names at their right ends
+(no legend to decode), and quantities drawn together differ in colour and
+marker, not only in dash. Figures are drawn at 100 dpi and at most
+``WIDTH_IN`` inches wide, so the HTML page (1200 px of content) shows them at
+their own size; they carry no title of their own, since the report's
+heading above each says what it shows. Sample strips are the logged sample
+grids themselves. Each function returns the written path, or None when there
+is nothing to draw.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,6 +26,13 @@ from reports.study_store import StudyRecord
 
 History = dict[str, dict[str, list[tuple[int, float]]]]  # run id -> key -> [(step, value)]
 
+DPI = 100
+WIDTH_IN = 11.6  # 1160 px: within the HTML page's 1200 px column
+FONT = 10
+# Colour-blind-safe pairs and a cycle (Okabe-Ito), each with its own marker.
+COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
+
 
 def _pyplot():
     import matplotlib
@@ -25,70 +40,151 @@ def _pyplot():
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update({"font.size": FONT, "axes.titlesize": FONT, "axes.labelsize": FONT,
+                         "xtick.labelsize": FONT - 1, "ytick.labelsize": FONT - 1})
     return plt
 
 
-
-def _mean_curve(runs: list[RunRecord], histories: History, key: str) -> tuple[list[int], list[float]]:
+def seed_band(runs: list[RunRecord], histories: History, key: str
+              ) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Per logged epoch: the mean, min and max of ``key`` over ``runs`` (finite values only)."""
     by_step: dict[int, list[float]] = defaultdict(list)
     for run in runs:
         for step, value in histories.get(run.run_id, {}).get(key, []):
             if math.isfinite(value):
                 by_step[step].append(value)
     steps = sorted(by_step)
-    return steps, [float(np.mean(by_step[s])) for s in steps]
+    return (steps, [float(np.mean(by_step[s])) for s in steps], [min(by_step[s]) for s in steps],
+            [max(by_step[s]) for s in steps])
 
 
-def _panels(plt, count: int):
-    cols = min(3, count)
+def _panels(plt, count: int, cols: int, height: float):
+    cols = max(1, min(cols, count))
     rows = math.ceil(count / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    width = WIDTH_IN if cols > 1 else WIDTH_IN * 0.6
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height * rows + 0.6), squeeze=False)
     flat = list(axes.flat)
     for extra in flat[count:]:
         extra.set_visible(False)
-    return fig, flat
+    return fig, flat[:count]
 
 
-def curves(groups: dict[tuple[str, str], list[RunRecord]], histories: History,
-           keys: tuple[str, ...], labels: tuple[str, ...], ylabel: str, title: str, path: Path) -> Path | None:
-    """Per dataset, one colour per row label; ``keys`` share the colour with different line styles."""
-    datasets = sorted({dataset for dataset, _ in groups})
-    if not any(histories.get(r.run_id, {}).get(k) for runs in groups.values() for r in runs for k in keys):
-        return None
-    drawn = False
-    plt = _pyplot()
-    fig, panels = _panels(plt, max(1, len(datasets)))
-    styles = ("-", "--", ":", "-.")
-    labels_all = sorted({label for _, label in groups})
-    palette = plt.cm.tab10.colors if len(labels_all) <= 10 else plt.cm.tab20.colors
-    colour = {label: palette[i % len(palette)] for i, label in enumerate(labels_all)}
-    legend: dict[str, object] = {}
-    for panel, dataset in zip(panels, datasets):
-        rows = sorted(label for d, label in groups if d == dataset)
-        for label in rows:
-            for key, name, style in zip(keys, labels, styles):
-                steps, values = _mean_curve(groups[(dataset, label)], histories, key)
-                if not steps:
-                    continue
-                drawn = True
-                suffix = f" {name}" if len(keys) > 1 else ""
-                (line,) = panel.plot(steps, values, style, color=colour[label], marker="o", markersize=3)
-                legend.setdefault(f"{label}{suffix}", line)
-        panel.set_title(dataset)
+def _save(fig, path: Path) -> None:
+    # Tight: nothing outside the figure (long tick labels, end labels) is cut off.
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.15)
+
+
+def _draw(panel, steps, mean, low, high, colour: str, marker: str) -> None:
+    panel.fill_between(steps, low, high, color=colour, alpha=0.18, linewidth=0)
+    panel.plot(steps, mean, color=colour, marker=marker, markersize=5, linewidth=1.8)
+
+
+def _label_ends(panel, ends: list[tuple[float, float, str, str]]) -> None:
+    """Write each line's name right of its last point, nudged apart so no two overlap."""
+    if not ends:
+        return
+    to_px, to_data = panel.transData.transform, panel.transData.inverted().transform
+    gap = FONT * 1.35 * DPI / 72  # one text line, in pixels
+    placed = sorted((([*to_px((x, y))], text, colour) for x, y, text, colour in ends),
+                    key=lambda item: item[0][1])  # bottom to top
+    for i in range(1, len(placed)):  # push upwards until each clears the one below
+        placed[i][0][1] = max(placed[i][0][1], placed[i - 1][0][1] + gap)
+    top = panel.transAxes.transform((0, 1))[1]
+    overflow = placed[-1][0][1] - top
+    for (point, text, colour) in placed:
+        x, y = to_data((point[0], point[1] - max(0.0, overflow)))
+        panel.annotate(text, (x, y), xytext=(7, 0), textcoords="offset points", va="center", ha="left",
+                       color=colour, fontsize=FONT - 1, fontweight="bold", annotation_clip=False)
+
+
+def _room_for_labels(panel, steps: list[int], labels: list[str]) -> None:
+    """Widen the x range to the right so the end labels sit inside the panel."""
+    first, last = min(steps), max(steps)
+    span = max(1, last - first)
+    longest = max((len(label) for label in labels), default=4)
+    panel.set_xlim(first - 0.04 * span, last + span * min(1.2, 0.045 * longest + 0.08))
+    # Ticks only where values can be: never an epoch past the last one.
+    ticks = sorted(set(steps))
+    if len(ticks) <= 12:
+        panel.set_xticks(ticks)
+    else:
         panel.xaxis.get_major_locator().set_params(integer=True)
+
+
+def pair_curves(groups: dict[tuple[str, str], list[RunRecord]], histories: History, keys: tuple[str, str],
+                names: tuple[str, str], ylabel: str, path: Path,
+                ylim: tuple[float, float] | None = None) -> Path | None:
+    """One small panel per (dataset, row label) with two quantities (e.g. real and fake accuracy)."""
+    cells = [(dataset, label) for dataset, label in sorted(groups)
+             if any(histories.get(r.run_id, {}).get(k) for r in groups[(dataset, label)] for k in keys)]
+    if not cells:
+        return None
+    plt = _pyplot()
+    fig, panels = _panels(plt, len(cells), cols=3, height=2.9)
+    fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
+                        wspace=0.28, hspace=0.55)
+    values, ends = [], []
+    for panel, (dataset, label) in zip(panels, cells):
+        runs = groups[(dataset, label)]
+        drawn = []
+        for i, (key, name) in enumerate(zip(keys, names)):
+            steps, mean, low, high = seed_band(runs, histories, key)
+            if steps:
+                _draw(panel, steps, mean, low, high, COLOURS[i], MARKERS[i])
+                drawn.append((steps, mean, name, COLOURS[i]))
+                values += low + high
+        heading = f"{dataset}: {label} (n={len(runs)})"
+        panel.set_title("\n".join(textwrap.wrap(heading, 44)), loc="left")
         panel.set_xlabel("epoch")
         panel.set_ylabel(ylabel)
         panel.grid(alpha=0.3)
-    # One legend for all panels (a colour is one row label everywhere), right of the panels.
-    ncol = 1 if len(legend) <= 24 else 2
-    fig.subplots_adjust(top=0.86 if len(panels) <= 3 else 0.92, wspace=0.25, hspace=0.35)
-    fig.legend(list(legend.values()), list(legend), loc="center left", bbox_to_anchor=(0.91, 0.5),
-               fontsize=7, ncol=ncol, frameon=False)
-    fig.suptitle(title)
-    if drawn:
-        fig.savefig(path, dpi=90, bbox_inches="tight")
+        _room_for_labels(panel, [s for steps, *_ in drawn for s in steps], list(names))
+        if ylim:
+            panel.set_ylim(*ylim)
+        ends.append([(steps[-1], mean[-1], name, colour) for steps, mean, name, colour in drawn])
+    if not ylim and values:  # one y range for every panel, so heights compare across them
+        pad = 0.05 * (max(values) - min(values) or 1.0)
+        for panel in panels:
+            panel.set_ylim(min(values) - pad, max(values) + pad)
+    for panel, panel_ends in zip(panels, ends):  # after the y range is final: labels are placed in pixels
+        _label_ends(panel, panel_ends)
+    _save(fig, path)
     plt.close(fig)
-    return path if drawn else None
+    return path
+
+
+def variant_curves(groups: dict[tuple[str, str], list[RunRecord]], histories: History, key: str,
+                   ylabel: str, path: Path) -> Path | None:
+    """One panel per dataset; one line (mean) and band (min-max over seeds) per row label."""
+    datasets = sorted({d for d, label in groups
+                       if any(histories.get(r.run_id, {}).get(key) for r in groups[(d, label)])})
+    if not datasets:
+        return None
+    plt = _pyplot()
+    fig, panels = _panels(plt, len(datasets), cols=2, height=3.8)
+    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
+                        wspace=0.25, hspace=0.45)
+    for panel, dataset in zip(panels, datasets):
+        labels = sorted(label for d, label in groups if d == dataset)
+        ends, all_steps = [], []
+        for i, label in enumerate(labels):
+            runs = groups[(dataset, label)]
+            steps, mean, low, high = seed_band(runs, histories, key)
+            if not steps:
+                continue
+            colour, marker = COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)]
+            _draw(panel, steps, mean, low, high, colour, marker)
+            ends.append((steps[-1], mean[-1], f"{label} (n={len(runs)})", colour))
+            all_steps += steps
+        panel.set_title(dataset, loc="left")
+        panel.set_xlabel("epoch")
+        panel.set_ylabel(ylabel)
+        panel.grid(alpha=0.3)
+        _room_for_labels(panel, all_steps, [text for *_, text, _ in ends])
+        _label_ends(panel, ends)
+    _save(fig, path)
+    plt.close(fig)
+    return path
 
 
 def sample_strip(rows: list[tuple[str, list[tuple[int, Path]]]], title: str, path: Path,
@@ -132,20 +228,24 @@ def study_curves(studies: list[StudyRecord], path: Path) -> Path | None:
         return None
     plt = _pyplot()
     datasets = sorted({s.dataset or s.name for s in studies})
-    fig, panels = _panels(plt, len(datasets))
+    fig, panels = _panels(plt, len(datasets), cols=2, height=3.8)
+    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
+                        wspace=0.25, hspace=0.45)
     for panel, dataset in zip(panels, datasets):
-        for s in sorted((s for s in studies if (s.dataset or s.name) == dataset), key=lambda s: s.name):
+        ends, all_steps = [], []
+        for i, s in enumerate(sorted((s for s in studies if (s.dataset or s.name) == dataset), key=lambda s: s.name)):
             points = [(n, v) for n, v in s.curve if v is not None]
-            panel.step([n for n, _ in points], [v for _, v in points], where="post", marker="o",
-                       markersize=3, label=f"{s.variant or s.name} ({len(s.curve)} trials)")
-        panel.set_title(dataset)
-        panel.xaxis.get_major_locator().set_params(integer=True)
+            colour, marker = COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)]
+            panel.step([n for n, _ in points], [v for _, v in points], where="post", marker=marker,
+                       markersize=5, color=colour, linewidth=1.8)
+            ends.append((points[-1][0], points[-1][1], f"{s.variant or s.name} ({len(s.curve)} trials)", colour))
+            all_steps += [n for n, _ in points]
+        panel.set_title(dataset, loc="left")
         panel.set_xlabel("trials")
         panel.set_ylabel(f"best {studies[0].objective} so far")
         panel.grid(alpha=0.3)
-        panel.legend(fontsize=7)
-    fig.suptitle("How much tuning each variant needed")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+        _room_for_labels(panel, all_steps, [text for *_, text, _ in ends])
+        _label_ends(panel, ends)
+    _save(fig, path)
     plt.close(fig)
     return path

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reports.tables import Table
+from reports.tables import Column, Table
 
 FORMATS = ("md", "csv", "tex", "html")
 MISSING = "—"
@@ -27,6 +27,7 @@ class Figure:
     title: str
     path: Path  # under the report folder
     caption: str = ""
+    warning: str = ""  # shown above the figure, as beside a table
 
 
 @dataclass
@@ -46,12 +47,84 @@ class Report:
 
 
 # --- cell text ------------------------------------------------------------------------------
-def _number(value: float) -> str:
-    return f"{value:.4g}"
+# Means and stds are rounded to the std's precision: its first significant
+# digit, or two when those digits read 100-354 (the Particle Data Group's
+# rule, so that 0.14 is not shown as 0.1). Plain float columns share one
+# number of decimals per column, so a column reads as one kind of number.
+MAX_DECIMALS = 6  # finer than this, a lone number is written in e-notation
+STD_DECIMALS = 12  # finer than this (a std under 1e-12), mean and std are too
 
 
-def cell(row: dict[str, Any], kind: str, key: str, pm: str = " ± ", missing: str = MISSING) -> str:
-    """The text of one cell; ``pm`` joins a mean and its std."""
+def std_decimals(std: float) -> int:
+    """Decimal places that show ``std`` (> 0) to one or two significant digits (may be negative)."""
+    exp = math.floor(math.log10(std))
+    three = int(round(std / 10.0 ** (exp - 2)))  # the leading three digits, 100..1000
+    if three < 355:
+        digits = 2
+    elif three < 950:
+        digits = 1
+    else:  # rounds up to 1.0 x 10^(exp + 1)
+        digits, exp = 2, exp + 1
+    return digits - 1 - exp
+
+
+def _fixed(value: float, decimals: int) -> str:
+    text = f"{round(value, decimals):.{max(decimals, 0)}f}"
+    return "0" if text.lstrip("-").strip("0.") == "" else text  # no "-0" or "0.000"
+
+
+def significant(value: float, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant digits in fixed notation (e-notation when very small)."""
+    if value == 0:
+        return "0"
+    decimals = digits - 1 - math.floor(math.log10(abs(value)))
+    return f"{value:.{digits - 1}e}" if decimals > MAX_DECIMALS else _fixed(value, decimals)
+
+
+def mean_std_text(mean: float, std: float | None, pm: str = " ± ") -> str:
+    """``905 ± 9``, ``0.993 ± 0.008``: both rounded to the std's precision (3 digits without a std)."""
+    if std is None or not math.isfinite(std):
+        return significant(mean)
+    if std == 0:
+        return significant(mean) + pm + "0"
+    decimals = std_decimals(std)
+    if decimals > STD_DECIMALS:
+        return f"{mean:.3e}{pm}{std:.1e}"
+    return _fixed(mean, decimals) + pm + _fixed(std, decimals)
+
+
+def float_decimals(values: list[float]) -> int | None:
+    """Decimals giving the column's largest magnitude four significant digits; None: use e-notation.
+
+    E-notation when the values are tiny (< 0.001), or small (< 0.1) and
+    spread over more than two orders of magnitude (learning rates), where
+    fixed decimals would hide them.
+    """
+    sizes = [abs(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v) and v != 0]
+    if not sizes:
+        return 0
+    largest, smallest = max(sizes), min(sizes)
+    if largest < 1e-3 or (largest < 0.1 and largest / smallest > 100):
+        return None
+    return min(MAX_DECIMALS, max(0, 3 - math.floor(math.log10(largest))))
+
+
+def column_texts(table: Table, missing: str = MISSING, pm: str = " ± ") -> list[list[str]]:
+    """The text of every cell, row by row (one number format per column)."""
+    decimals = {c.key: float_decimals([r.get(c.key) for r in table.rows]) for c in table.columns if c.kind == "float"}
+
+    def places(row: dict[str, Any], column: Column) -> int | None:
+        spread = row.get(column.round_to) if column.round_to else None
+        if isinstance(spread, (int, float)) and math.isfinite(spread) and spread > 0:
+            return std_decimals(spread)  # as a mean is rounded to its std
+        return decimals.get(column.key, 0)
+
+    return [[cell(row, c.kind, c.key, pm, missing, places(row, c)) for c in table.columns] for row in table.rows]
+
+
+def cell(row: dict[str, Any], kind: str, key: str, pm: str = " ± ", missing: str = MISSING,
+         decimals: int | None = 0) -> str:
+    """The text of one cell; ``pm`` joins a mean and its std; ``decimals`` is a float column's format."""
     value = row.get(key)
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return missing
@@ -60,13 +133,17 @@ def cell(row: dict[str, Any], kind: str, key: str, pm: str = " ± ", missing: st
     if kind == "int":
         return str(int(value))
     if kind == "float":
-        return _number(value)
+        return f"{value:.2e}" if decimals is None else _fixed(value, decimals)
     if kind == "p":
         return "<0.001" if value < 0.001 else f"{value:.3f}"
     if kind == "mean_std":
-        std = row.get(key + "_std")
-        return _number(value) + (pm + _number(std) if std is not None else "")
+        return mean_std_text(value, row.get(key + "_std"), pm)
     return str(value)
+
+
+def table_heading(section: Section, table: Table) -> str | None:
+    """The table's own heading, or None when the section's heading already says it."""
+    return None if table.title == section.title else table.title
 
 
 # --- CSV ----------------------------------------------------------------------------------------
@@ -95,16 +172,13 @@ def _md_escape(text: str) -> str:
 
 def markdown_table(table: Table) -> str:
     if not table.rows:
-        return "_No rows._\n"
+        return f"_{_md_escape(table.empty or 'No rows.')}_\n"
     best = table.best()
     lines = ["| " + " | ".join(_md_escape(c.label) for c in table.columns) + " |",
              "|" + "|".join("---:" if c.kind in ("int", "float", "mean_std", "p") else "---"
                             for c in table.columns) + "|"]
-    for i, row in enumerate(table.rows):
-        cells = []
-        for c in table.columns:
-            text = _md_escape(cell(row, c.kind, c.key))
-            cells.append(f"**{text}**" if (i, c.key) in best else text)
+    for i, texts in enumerate(column_texts(table)):
+        cells = [f"**{_md_escape(t)}**" if (i, c.key) in best else _md_escape(t) for c, t in zip(table.columns, texts)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -116,13 +190,18 @@ def write_markdown(report: Report, path: Path) -> Path:
         if section.text:
             parts.append(section.text + "\n")
         for table in section.tables:
-            parts.append(f"### {table.title}\n")
+            heading = table_heading(section, table)
+            if heading:
+                parts.append(f"### {heading}\n")
+            parts += [f"> **Warning:** {line}\n" for line in table.warning.splitlines()]
             parts.append(markdown_table(table))
-            if table.note:
+            if table.note and table.rows:
                 parts.append(f"_{table.note}_\n")
         for figure in section.figures:
             rel = figure.path.relative_to(path.parent).as_posix()
-            parts.append(f"### {figure.title}\n\n![{figure.title}]({rel})\n")
+            parts.append(f"### {figure.title}\n")
+            parts += [f"> **Warning:** {line}\n" for line in figure.warning.splitlines()]
+            parts.append(f"![{figure.title}]({rel})\n")
             if figure.caption:
                 parts.append(f"_{figure.caption}_\n")
     if report.footer:
@@ -134,28 +213,31 @@ def write_markdown(report: Report, path: Path) -> Path:
 # --- LaTeX ------------------------------------------------------------------------------------------
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "—": "--",
-        "±": r"$\pm$", "<": r"$<$", ">": r"$>$"}
+        "±": r"$\pm$", "<": r"$<$", ">": r"$>$", "²": r"$^2$"}
 
 
 def tex_escape(text: str) -> str:
     return "".join(_TEX.get(ch, ch) for ch in text)
 
 
+def _tex_warning(table: Table) -> list[str]:
+    return [rf"\par\noindent\fbox{{\parbox{{0.97\linewidth}}{{\small\textbf{{Warning:}} {tex_escape(line)}}}}}\par"
+            for line in table.warning.splitlines()]
+
+
 def latex_table(table: Table) -> str:
-    """A booktabs ``table`` float; best cells in bold."""
+    """A booktabs ``table`` float; best cells in bold; a warning boxed above it."""
     if not table.rows:
-        return f"% {tex_escape(table.title)}: no rows\n"
+        return "\n".join([*_tex_warning(table), tex_escape(table.empty or f"{table.title}: no rows."), ""])
     best = table.best()
     align = "".join("r" if c.kind in ("int", "float", "mean_std", "p") else "l" for c in table.columns)
     lines = [r"\begin{table}[ht]", r"\centering", r"\scriptsize",
-             rf"\caption{{{tex_escape(table.title)}}}",
+             rf"\caption{{{tex_escape(table.title)}}}", *_tex_warning(table),
              r"\resizebox{\linewidth}{!}{%", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
              " & ".join(tex_escape(c.label) for c in table.columns) + r" \\", r"\midrule"]
-    for i, row in enumerate(table.rows):
-        cells = []
-        for c in table.columns:
-            text = tex_escape(cell(row, c.kind, c.key))
-            cells.append(rf"\textbf{{{text}}}" if (i, c.key) in best else text)
+    for i, texts in enumerate(column_texts(table)):
+        cells = [rf"\textbf{{{tex_escape(t)}}}" if (i, c.key) in best else tex_escape(t)
+                 for c, t in zip(table.columns, texts)]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}"]
     if table.note:
@@ -184,30 +266,38 @@ def write_latex(report: Report, path: Path) -> Path:
 
 
 # --- HTML ---------------------------------------------------------------------------------------------
-_CSS = """
-body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222;
-background:#fff;padding:0 1em}
-h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;font-size:13px;margin:0.5em 0}
-th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
-th{border-bottom:2px solid #444;background:#f4f4f4}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.best{font-weight:bold;background:#e6f4e6}
-td.missing{color:#999}
-.note{font-size:12px;color:#555;font-style:italic}
-code{font-size:12px;color:#335}
-img{max-width:100%;border:1px solid #eee}
+# The page's content is at most 1200 px wide; figures are drawn at that width
+# or less (reports/plots.py), so they show at their own size, unscaled.
+CONTENT_WIDTH = 1200
+_CSS = f"""
+body{{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:2em auto;max-width:{CONTENT_WIDTH}px;color:#222;
+background:#fff;padding:0 1em}}
+h1{{border-bottom:2px solid #444}}h2{{margin-top:2em;border-bottom:1px solid #ccc}}
+table{{border-collapse:collapse;font-size:13px;margin:0.5em 0}}
+th,td{{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}
+th{{border-bottom:2px solid #444;background:#f4f4f4}}
+td.num{{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}}
+td.best{{font-weight:bold;background:#e6f4e6}}
+td.missing{{color:#999}}
+.note{{font-size:12px;color:#555;font-style:italic;max-width:60em}}
+.warning{{font-size:13px;background:#fff3dc;border-left:4px solid #d98c00;padding:6px 10px;margin:0.5em 0;
+max-width:60em}}
+code{{font-size:12px;color:#335}}
+img{{max-width:100%;height:auto;border:1px solid #eee}}
 """
 
 
 def html_table(table: Table) -> str:
+    warnings = [f"<p class='warning'><strong>Warning:</strong> {html.escape(line)}</p>"
+                for line in table.warning.splitlines()]
     if not table.rows:
-        return "<p class='note'>No rows.</p>\n"
+        return "\n".join([*warnings, f"<p class='note'>{html.escape(table.empty or 'No rows.')}</p>", ""])
     best = table.best()
-    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(c.label)}</th>" for c in table.columns) + "</tr>"]
-    for i, row in enumerate(table.rows):
+    out = [*warnings, "<table>",
+           "<tr>" + "".join(f"<th>{html.escape(c.label)}</th>" for c in table.columns) + "</tr>"]
+    for i, (row, texts) in enumerate(zip(table.rows, column_texts(table))):
         cells = []
-        for c in table.columns:
+        for c, text in zip(table.columns, texts):
             classes = []
             if c.kind in ("int", "float", "mean_std", "p"):
                 classes.append("num")
@@ -219,7 +309,7 @@ def html_table(table: Table) -> str:
             if c.kind == "runs" and value:
                 text = ", ".join(f"<code title='{html.escape(v)}'>{html.escape(v[:8])}</code>" for v in value)
             else:
-                text = html.escape(cell(row, c.kind, c.key))
+                text = html.escape(text)
             attr = f" class='{' '.join(classes)}'" if classes else ""
             cells.append(f"<td{attr}>{text}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
@@ -239,11 +329,15 @@ def write_html(report: Report, path: Path) -> Path:
         if section.text:
             parts.append(f"<p>{html.escape(section.text)}</p>")
         for table in section.tables:
-            parts.append(f"<h3>{html.escape(table.title)}</h3>")
+            heading = table_heading(section, table)
+            if heading:
+                parts.append(f"<h3>{html.escape(heading)}</h3>")
             parts.append(html_table(table))
         for figure in section.figures:
             data = base64.b64encode(figure.path.read_bytes()).decode("ascii")
             parts.append(f"<h3>{html.escape(figure.title)}</h3>")
+            parts += [f"<p class='warning'><strong>Warning:</strong> {html.escape(line)}</p>"
+                      for line in figure.warning.splitlines()]
             parts.append(f"<img alt='{html.escape(figure.title)}' src='data:image/png;base64,{data}'>")
             if figure.caption:
                 parts.append(f"<p class='note'>{html.escape(figure.caption)}</p>")

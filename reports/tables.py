@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.metrics.provenance import EVAL_PARAMS, MIN_TEST_ACCURACY, quality_warning
 from reports.collect import RunRecord
 from reports.study_store import StudyRecord
 
@@ -25,11 +26,21 @@ class Column:
     label: str
     kind: str = "text"
     better: str | None = None  # "min" or "max": the best cell per group is marked
+    round_to: str | None = None  # a float cell is rounded to the precision of this row value (its spread)
+
+
+# Means closer than this fraction are equal for the best-cell mark (below what any
+# table shows at three significant digits).
+MIN_RELATIVE_DIFFERENCE = 1e-3
 
 
 @dataclass
 class Table:
-    """Rows of dicts keyed by column key; ``group`` names the key whose rows are compared."""
+    """Rows of dicts keyed by column key; ``group`` names the key whose rows are compared.
+
+    ``warning`` is shown beside the table (e.g. a backbone under the quality
+    floor); ``empty`` says why a table has no rows and what would give some.
+    """
 
     name: str  # file stem for the CSV
     title: str
@@ -37,24 +48,36 @@ class Table:
     rows: list[dict[str, Any]] = field(default_factory=list)
     group: str | None = None
     note: str = ""
+    warning: str = ""
+    empty: str = ""
 
     def best(self) -> set[tuple[int, str]]:
-        """(row index, column key) of the best cell of each marked column within each group."""
+        """(row index, column key) of the clearly best cell of each marked column within each group.
+
+        Only ``mean_std`` columns are marked, and only when the best mean's
+        interval (mean ± std) does not overlap any other row's interval and
+        the means differ by more than ``MIN_RELATIVE_DIFFERENCE``: a difference
+        inside the seeds' spread, or at the level of rounding noise (an IS
+        pinned at 1.0000000 by a weak backbone), is no winner. Rows without a
+        std (one seed) leave their group unmarked, since their spread is unknown.
+        """
         marked: set[tuple[int, str]] = set()
         groups: dict[Any, list[int]] = defaultdict(list)
         for i, row in enumerate(self.rows):
             groups[row.get(self.group) if self.group else None].append(i)
         for column in self.columns:
-            if column.better is None:
+            if column.better is None or column.kind != "mean_std":
                 continue
             for indices in groups.values():
-                values = [(self.rows[i].get(column.key), i) for i in indices]
-                values = [(v, i) for v, i in values if _finite(v)]
-                if len(values) < 2:  # one cell is not a comparison
+                cells = [(self.rows[i].get(column.key), self.rows[i].get(column.key + "_std"), i) for i in indices]
+                cells = [(m, s, i) for m, s, i in cells if _finite(m)]
+                if len(cells) < 2 or not all(_finite(s) for _, s, _ in cells):
                     continue
-                pick = min if column.better == "min" else max
-                target = pick(v for v, _ in values)
-                marked.update((i, column.key) for v, i in values if v == target)
+                sign = 1 if column.better == "min" else -1  # compare sign * mean: lower is better
+                (m, s, i), *rest = sorted(cells, key=lambda c: sign * c[0])
+                if all(sign * m + s < sign * o - t and abs(o - m) > MIN_RELATIVE_DIFFERENCE * max(abs(o), abs(m))
+                       for o, t, _ in rest):
+                    marked.add((i, column.key))
         return marked
 
 
@@ -70,6 +93,7 @@ class Selection:
     included: list[RunRecord]
     excluded: list[tuple[RunRecord, str]]
     trials: list[RunRecord]  # runs of Optuna studies (parents and trials): in the study table
+    backbones: list[RunRecord] = field(default_factory=list)  # trainings of the FID backbone
 
 
 def select(runs: list[RunRecord]) -> Selection:
@@ -78,12 +102,15 @@ def select(runs: list[RunRecord]) -> Selection:
     Failed, killed and unfinished runs are excluded with their status and
     reason; a seed run again keeps only its newest finished run. Runs of
     Optuna studies tune hyperparameters by design, so they are set apart
-    (the study table counts their outcomes) rather than averaged here.
+    (the study table counts their outcomes) rather than averaged here; runs
+    that trained the FID backbone are no GAN runs and are set apart too.
     """
-    included, excluded, trials = [], [], []
+    included, excluded, trials, backbones = [], [], [], []
     seen: set[tuple] = set()
     for run in runs:  # newest first
-        if run.nested or "optuna.study_name" in run.tags:
+        if run.backbone_training:
+            backbones.append(run)
+        elif run.nested or "optuna.study_name" in run.tags:
             trials.append(run)
         elif run.status != "FINISHED":
             excluded.append((run, run.status.lower() + (f": {run.reason}" if run.reason else "")))
@@ -96,15 +123,24 @@ def select(runs: list[RunRecord]) -> Selection:
             else:
                 seen.add(key)
                 included.append(run)
-    return Selection(included, excluded, trials)
+    return Selection(included, excluded, trials, backbones)
 
 
-def eval_label(key: tuple[str, str, str] | None) -> str:
-    """How FID/KID/IS were computed, in words."""
-    if key is None:
-        return "not evaluated"
-    backbone, n_real, n_fake = key
-    return f"{backbone}, {n_real} real / {n_fake} fake"
+def by_evaluation(runs: list[RunRecord]) -> list[list[RunRecord]]:
+    """Runs grouped by how their FID/KID/IS were computed (provenance.EVAL_PARAMS), never mixed.
+
+    Groups come in a stable order: evaluated ones by key, the unevaluated last.
+    """
+    groups: dict[Any, list[RunRecord]] = defaultdict(list)
+    for run in runs:
+        groups[run.eval_key].append(run)
+    order = sorted(groups, key=lambda k: (k is None, tuple("" if v is None else v for v in k or ())))
+    return [groups[k] for k in order]
+
+
+def warnings_of(runs: list[RunRecord]) -> str:
+    """The distinct quality warnings of ``runs``' evaluations, one per line."""
+    return "\n".join(dict.fromkeys(r.eval_warning for r in runs if r.eval_warning))
 
 
 # --- variant x dataset ----------------------------------------------------------------------
@@ -122,28 +158,68 @@ VARIANT_COLUMNS = [
     Column("runs", "runs", "runs"),
 ]
 AGGREGATED = ("fid", "kid", "is", "real_acc", "fake_acc", "images_per_s")
+VARIANT_NOTE = ("Final-epoch values, mean ± sample std over seeds (n runs), both rounded to the std's first "
+                "significant digit (its first two when they read 10 to 35). KID is the raw MMD² (not x1000). "
+                "Bold: the best FID, KID (lower), IS or images/s (higher) of a dataset, only when its mean ± "
+                "std interval does not overlap any other row's and the means differ by more than 0.1% (so "
+                "each row needs 2+ seeds); discriminator accuracies have no better direction. images/s is "
+                "the last epoch's.")
 
 
 def variant_tables(runs: list[RunRecord]) -> list[Table]:
-    """One variant x dataset table per evaluation setting (only equal settings side by side)."""
-    by_eval: dict[Any, list[RunRecord]] = defaultdict(list)
-    for run in runs:
-        by_eval[run.eval_key].append(run)
+    """One variant x dataset table per evaluation (backbone file and sample counts: never mixed)."""
+    groups_by_eval = by_evaluation(runs)
     tables = []
-    for key in sorted(by_eval, key=lambda k: (k is None, k or ())):
-        groups = group_runs(by_eval[key])
-        rows = [_variant_row(label, dataset, members) for (dataset, label), members in groups.items()]
+    for members in groups_by_eval:
+        groups = group_runs(members)
+        rows = [_variant_row(label, dataset, grouped) for (dataset, label), grouped in groups.items()]
         rows.sort(key=lambda r: (r["dataset"], r["variant"]))
-        suffix = "" if len(by_eval) == 1 else f"_{len(tables) + 1}"
+        suffix = "" if len(groups_by_eval) == 1 else f"_{len(tables) + 1}"
         tables.append(Table(
-            name=f"variants{suffix}",
-            title=f"Variant x dataset (FID/KID/IS: {eval_label(key)})",
-            columns=VARIANT_COLUMNS, rows=rows, group="dataset",
-            note=("Final-epoch values, mean ± sample std over seeds (n runs). Best per dataset in bold "
-                  "for FID, KID (lower), IS and images/s (higher); discriminator accuracies have no "
-                  "better direction and are not marked. images/s is the last epoch's."),
+            name=f"variants{suffix}", title=f"FID/KID/IS: {members[0].eval_label}",
+            columns=VARIANT_COLUMNS, rows=rows, group="dataset", note=VARIANT_NOTE,
+            warning=warnings_of(members),
         ))
     return tables
+
+
+def evaluations_table(runs: list[RunRecord]) -> Table:
+    """One row per way FID/KID/IS were computed: backbone, its file, settings, accuracy, counts, runs."""
+    columns = [Column("backbone", "backbone"), Column("md5", "file md5"), Column("settings", "settings"),
+               Column("test_acc", "test acc", "float"), Column("n_real", "real", "int"),
+               Column("n_fake", "fake", "int"), Column("n_runs", "runs", "int"), Column("quality", "quality")]
+    rows = []
+    for members in by_evaluation(runs):
+        params = members[0].params
+        if members[0].eval_key is None:
+            continue
+        rows.append({"backbone": params.get("eval_backbone"), "md5": params.get("eval_backbone_md5"),
+                     "settings": params.get("eval_backbone_settings"),
+                     "test_acc": _float(params.get("eval_backbone_test_acc")),
+                     "n_real": _float(params.get("eval_n_real")), "n_fake": _float(params.get("eval_n_fake")),
+                     "n_runs": len(members), "quality": _quality(members[0])})
+    return Table(name="evaluations", title="How FID/KID/IS were computed", columns=columns, rows=rows,
+                 note=("One row per backbone file and sample count; values of different rows are never "
+                       "compared or averaged. test acc: the offline classifier's CIFAR-10 test accuracy "
+                       "(from the .json beside its file); under 80% its values carry a warning beside "
+                       "every table and plot of them."),
+                 empty="No aggregated run was evaluated: train with --eval-every K (or score a finished "
+                       "run with `python -m harness eval --run-id ID`) to get FID, KID and IS.")
+
+
+def _quality(run: RunRecord) -> str:
+    if run.eval_warning is None:
+        return "ok"
+    if "eval_backbone_test_acc" in run.params:
+        return f"below the {MIN_TEST_ACCURACY:.0%} floor"
+    return "file and accuracy not recorded"
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def group_runs(runs: list[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
@@ -191,8 +267,28 @@ def mean_std(values: list[float | None]) -> tuple[float | None, float | None, in
 PARAM_ORDER = ("g_lr", "d_lr", "beta_1", "g_beta_1", "d_beta_1", "epochs", "batch_size", "label_smoothing")
 
 
-def study_table(studies: list[StudyRecord]) -> Table:
-    """Per study (one class x variant): trial outcomes, best objective and its params."""
+def study_tables(studies: list[StudyRecord]) -> list[Table]:
+    """Per study (one class x variant): trial outcomes, best objective and its params.
+
+    Studies scored differently (their ``EVAL_PARAMS`` attributes differ) go
+    into separate tables, as runs do.
+    """
+    groups: dict[tuple, list[StudyRecord]] = defaultdict(list)
+    for study in studies:
+        groups[tuple(str(study.attrs.get(k, "")) for k in EVAL_PARAMS)].append(study)
+    tables = []
+    for key in sorted(groups):
+        suffix = "" if len(groups) == 1 else f"_{len(tables) + 1}"
+        table = _study_table(groups[key])
+        table.name += suffix
+        if len(groups) > 1:
+            table.title = f"Optuna studies scored with {key[0] or 'an unrecorded backbone'}" + (
+                f" (file md5 {key[1][:8]})" if key[1] else "")
+        tables.append(table)
+    return tables
+
+
+def _study_table(studies: list[StudyRecord]) -> Table:
     names = {k for s in studies for k in s.best_params}
     params = [p for p in PARAM_ORDER if p in names] + sorted(names - set(PARAM_ORDER))
     columns = [
@@ -210,7 +306,8 @@ def study_table(studies: list[StudyRecord]) -> Table:
                      "best_value": s.best_value, "best_trial": s.best_trial,
                      **{p: s.best_params.get(p) for p in params},
                      "backbone": s.attrs.get("eval_backbone")})
-    return Table(name="studies", title="Optuna studies", columns=columns, rows=rows,
+    warning = "\n".join(dict.fromkeys(w for w in (quality_warning(s.attrs) for s in studies) if w))
+    return Table(name="studies", title="Optuna studies", columns=columns, rows=rows, warning=warning,
                  note="Best complete trial per study and its params; trials counted by final state.")
 
 
@@ -222,15 +319,22 @@ def excluded_table(excluded: list[tuple[RunRecord, str]]) -> Table:
                Column("seed", "seed", "int"), Column("why", "why")]
     rows = [{"run": [r.run_id], "run_name": r.run_name, "experiment": r.experiment, "status": r.status,
              "dataset": r.dataset, "variant": r.variant, "seed": r.seed, "why": why} for r, why in excluded]
-    return Table(name="excluded_runs", title="Runs left out of the aggregates", columns=columns, rows=rows)
+    return Table(name="excluded_runs", title="Runs left out of the aggregates", columns=columns, rows=rows,
+                 empty="None: every training run read finished and is aggregated (runs of Optuna studies "
+                       "are counted in the study table; backbone trainings are not GAN runs).")
 
 
 def runs_table(runs: list[RunRecord]) -> Table:
-    """Every aggregated run: the ids that the other tables abbreviate."""
+    """Every aggregated run: the ids that the other tables abbreviate, and how each was scored.
+
+    No FID column: FIDs of different backbones would stand side by side; the
+    variant tables give them per evaluation.
+    """
     columns = [Column("run_id", "run id"), Column("run_name", "name"), Column("experiment", "experiment"),
                Column("dataset", "dataset"), Column("variant", "variant"), Column("seed", "seed", "int"),
-               Column("fid", "final FID", "float"), Column("eval", "FID/KID/IS computed with")]
+               Column("eval", "FID/KID/IS computed with")]
     rows = [{"run_id": r.run_id, "run_name": r.run_name, "experiment": r.experiment, "dataset": r.dataset,
-             "variant": r.variant, "seed": r.seed, "fid": r.metrics.get("fid"), "eval": eval_label(r.eval_key)}
+             "variant": r.variant, "seed": r.seed, "eval": r.eval_label}
             for r in sorted(runs, key=lambda r: (r.dataset, r.variant, r.seed is None, r.seed))]
-    return Table(name="runs", title="Runs behind the numbers", columns=columns, rows=rows)
+    return Table(name="runs", title="Runs behind the numbers", columns=columns, rows=rows,
+                 empty="No finished training run was read, so no table above has numbers.")

@@ -8,6 +8,7 @@ a failed run and an Optuna study; the report is built from it once through the C
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -16,8 +17,10 @@ import numpy as np
 import pytest
 
 from harness.cli import main
+from harness.metrics.provenance import eval_key
 from reports.collect import RunRecord
-from reports.tables import select, variant_tables
+from reports.tables import Column, Table, select, variant_tables
+from variants.spec import AXES, VariantSpec
 
 VARIANTS = ("animals_baseline", "bn")  # differ in the batchnorm axis only
 DATASETS = ("horses", "cats")
@@ -169,14 +172,19 @@ def test_all_formats_and_plots_are_written(store):
     md = (out / "report.md").read_text()
     for link in ("plots/accuracy.png", "plots/fid.png", "plots/samples_horses.png"):
         assert f"]({link})" in md
-    assert store["ids"][("bn", "horses", 0)][:8] in md and "**" in md  # runs named, best marked
+    assert store["ids"][("bn", "horses", 0)][:8] in md  # runs named
     tex = (out / "report.tex").read_text()
     assert all(rule in tex for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\usepackage{booktabs}"))
     assert r"animals\_baseline" in tex and "animals_baseline" not in tex.replace(r"animals\_baseline", "")
     html = (out / "report.html").read_text()
     assert html.count("src='data:image/png;base64,") == 6
     assert "src='http" not in html and "src='plots" not in html  # self-contained
-    assert "class='num best'" in html
+    # Each heading once: a section with one table is not titled twice.
+    for heading in ("Runs behind the numbers", "Runs left out of the aggregates", "How FID/KID/IS were computed"):
+        assert html.count(f">{heading}</h") == 1 and md.count(f" {heading}\n") == 1, heading
+    # The tiny test backbone is far below the floor: its tables and FID plot say so.
+    assert html.count("<p class='warning'><strong>Warning:</strong> The offline backbone") >= 3
+    assert "> **Warning:**" in md and r"\textbf{Warning:}" in tex
 
 
 def test_html_page_renders_in_headless_chromium(store, tmp_path):
@@ -204,18 +212,21 @@ def test_html_page_renders_in_headless_chromium(store, tmp_path):
 
 
 # --- small pieces, no store ---------------------------------------------------------------------
-def _record(run_id: str, variant: str, seed: int, metrics: dict, eval_key=("cifar10_classifier", "128", "64"),
-            status: str = "FINISHED") -> RunRecord:
-    return RunRecord(run_id=run_id, run_name=run_id, experiment="horses", status=status, start_time=0,
-                     dataset="horses", variant=variant, seed=seed, axes={}, setting=(("epochs", "2"),),
-                     eval_key=eval_key, metrics=metrics, params={"epochs": "2"})
+def _record(run_id: str, variant: str, seed: int, metrics: dict, n_fake: str = "64", md5: str = "a" * 32,
+            accuracy: str = "0.8580", status: str = "FINISHED", axes: dict | None = None,
+            experiment: str = "horses", tags: dict | None = None) -> RunRecord:
+    params = {"epochs": "2", "eval_backbone": "cifar10_classifier-v1", "eval_backbone_md5": md5,
+              "eval_backbone_test_acc": accuracy, "eval_n_real": "128", "eval_n_fake": n_fake}
+    return RunRecord(run_id=run_id, run_name=run_id, experiment=experiment, status=status, start_time=0,
+                     dataset="horses", variant=variant, seed=seed, axes=axes or {}, setting=(("epochs", "2"),),
+                     eval_key=eval_key(params), metrics=metrics, params=params, tags=tags or {})
 
 
 def test_missing_values_stay_missing_and_other_sample_counts_are_not_compared(tmp_path):
     from reports import render
 
     runs = [_record("a" * 32, "bn", 0, {"fid": 100.0}), _record("b" * 32, "bn", 1, {"fid": 110.0}),
-            _record("c" * 32, "nobn", 0, {"fid": 90.0}, eval_key=("cifar10_classifier", "128", "5000"))]
+            _record("c" * 32, "nobn", 0, {"fid": 90.0}, n_fake="5000")]
     tables = variant_tables(select(runs).included)
     assert len(tables) == 2  # 64 and 5000 generated samples are never side by side
     first = next(t for t in tables if "64 fake" in t.title)
@@ -280,3 +291,141 @@ def test_bad_inputs_get_one_clear_message(empty_store, tmp_path, monkeypatch, ca
     assert "unknown experiment 'horse'" in err and "did you mean 'horses'" in err
     assert main(["report", "--tracking-uri", tracking_uri, "--format", "md,pdf"]) == 2
     assert "md,csv,tex,html" in capsys.readouterr().err
+
+
+# --- numbers, best cells, provenance, empty sections ------------------------------------------
+@pytest.mark.parametrize("mean, std, text", [
+    (904.9, 9.311, "905 ± 9"), (0.9932, 0.008286, "0.993 ± 0.008"), (1.0, 5.412e-05, "1.00000 ± 0.00005"),
+    (0.8542, 0.1654, "0.85 ± 0.17"), (348.6, 83.63, "350 ± 80"), (0.0123, 0.0096, "0.012 ± 0.010"),
+    (37.36, None, "37.4"), (0.0078125, 0.0, "0.00781 ± 0"), (-0.00042, 0.00031, "-0.00042 ± 0.00031"),
+])
+def test_mean_and_std_are_rounded_to_the_std(mean, std, text):
+    from reports.render import mean_std_text
+
+    assert mean_std_text(mean, std) == text
+
+
+def test_rounding_against_decimal_arithmetic():
+    """For many values, the same digits as a digit-wise rounding in decimal arithmetic."""
+    from decimal import ROUND_HALF_EVEN, Decimal
+
+    from reports.render import mean_std_text
+
+    rng = np.random.default_rng(0)
+    for mean, std in zip(rng.normal(0, 1, 300) * 10.0 ** rng.integers(-3, 4, 300),
+                         rng.uniform(0.01, 0.99, 300) * 10.0 ** rng.integers(-4, 3, 300)):
+        s = Decimal(float(std))
+        three = int(s.scaleb(2 - s.adjusted()).to_integral_value(ROUND_HALF_EVEN))  # leading digits, 100..1000
+        place = s.adjusted() - (1 if three < 355 else 0)  # two digits for 100-354, else one (950+ -> "1.0")
+        quantum = Decimal(1).scaleb(place)
+        mean_text, std_text = mean_std_text(float(mean), float(std)).split(" ± ")
+        assert Decimal(std_text) == s.quantize(quantum, ROUND_HALF_EVEN), (std, std_text)
+        assert Decimal(mean_text) == Decimal(float(mean)).quantize(quantum, ROUND_HALF_EVEN), (mean, std, mean_text)
+
+
+def test_a_float_column_shares_one_format():
+    from reports.render import column_texts
+
+    table = Table("t", "t", [Column("x", "x", "float"), Column("lr", "lr", "float")],
+                  rows=[{"x": 37.36, "lr": 1e-4}, {"x": 0.01921, "lr": 3e-2}, {"x": -0.169, "lr": None}])
+    assert column_texts(table) == [["37.36", "1.00e-04"], ["0.02", "3.00e-02"], ["-0.17", "—"]]
+    # A column rounded to a spread in its row (the ablation's CI half-width), as a mean to its std.
+    spread = Table("t", "t", [Column("diff", "diff", "float", round_to="half")],
+                   rows=[{"diff": 0.01921, "half": 0.19}, {"diff": -0.08802, "half": 1.89}, {"diff": 3.14159}])
+    assert column_texts(spread) == [["0.02"], ["-0.1"], ["3.142"]]
+
+
+def _best(rows: list[dict]) -> set:
+    table = Table("t", "t", [Column("dataset", "d"), Column("fid", "FID", "mean_std", "min"),
+                             Column("is", "IS", "mean_std", "max")], rows=rows, group="dataset")
+    return table.best()
+
+
+def test_a_best_cell_is_marked_only_when_clearly_better():
+    row = lambda fid, fid_std, is_, is_std: {"dataset": "h", "fid": fid, "fid_std": fid_std, "is": is_,
+                                              "is_std": is_std}
+    # FID 100 ± 5 vs 120 ± 5: intervals apart, marked; IS 1 ± 5e-5 vs 1.00001 ± 5e-5: inside the spread.
+    assert _best([row(100, 5, 1.0, 5e-5), row(120, 5, 1.00001, 5e-5)]) == {(0, "fid")}
+    # Overlapping intervals (100 ± 15 vs 120 ± 6): no winner.
+    assert _best([row(100, 15, 2, 0.1), row(120, 6, 3, 0.1)]) == {(1, "is")}
+    # Apart by their stds but equal to 1e-7: rounding noise of a degenerate backbone, no winner.
+    assert _best([row(100, 5, 1.0000001, 1e-9), row(120, 5, 1.0, 1e-9)]) == {(0, "fid")}
+    # A row with one seed has no spread: the group is not marked.
+    assert _best([row(100, None, 2, 0.1), row(120, 5, 3, 0.1)]) == {(1, "is")}
+    # Clear of the last row is not enough: the runner-up (101.5 ± 1) overlaps 100 ± 1.
+    assert _best([row(100, 1, 2, 0.1), row(104, 1, 3, 0.1), row(101.5, 1, 1, 0.1)]) == {(1, "is")}
+
+
+def _axes(**changed) -> dict[str, str]:
+    """Every axis as logged: the spec's defaults, with ``changed`` ones."""
+    defaults = {f.name: f.default for f in dataclasses.fields(VariantSpec) if f.name in AXES}
+    return {axis: str(changed.get(axis, defaults[axis])) for axis in AXES}
+
+
+def test_values_of_different_backbone_files_are_never_side_by_side(tmp_path):
+    from reports import render
+    from reports.ablation import ablation_table
+
+    full = [_record(f"{v}{s}" * 16, v, s, {"fid": 50.0 + s}, axes=_axes(batchnorm=b))
+            for v, b in (("a", "none"), ("b", "both")) for s in (0, 1)]
+    quick = [_record(f"q{v}{s}" * 10, v, s, {"fid": 900.0 + s}, md5="b" * 32, accuracy="0.3612",
+                     axes=_axes(batchnorm=b)) for v, b in (("a", "none"), ("b", "both")) for s in (0, 1)]
+    tables = variant_tables(select(full + quick).included)
+    assert len(tables) == 2  # one name, two files: two tables
+    by_md5 = {t.title.split("md5 ")[1][:8]: t for t in tables}
+    assert {r["fid"] for r in by_md5["aaaaaaaa"].rows} == {50.5}
+    assert {r["fid"] for r in by_md5["bbbbbbbb"].rows} == {900.5}
+    assert by_md5["aaaaaaaa"].warning == ""
+    assert "36.1% CIFAR-10 test accuracy, below the 80% floor" in by_md5["bbbbbbbb"].warning
+    assert "<p class='warning'><strong>Warning:</strong>" in render.html_table(by_md5["bbbbbbbb"])
+    ablation = ablation_table(full + quick)
+    assert sorted((r["a"], r["b"]) for r in ablation.rows) == [(50.5, 50.5), (900.5, 900.5)]
+    assert "below the 80% floor" in ablation.warning
+
+
+def test_an_empty_ablation_says_which_pairs_would_give_rows():
+    from reports.ablation import ablation_table
+
+    two_axes = [_record("a" * 32, "animals_baseline", 0, {"fid": 1.0}, axes=_axes()),
+                _record("b" * 32, "bn_kernel4", 0, {"fid": 2.0}, axes=_axes(batchnorm="both", kernel=4))]
+    table = ablation_table(two_axes)
+    assert not table.rows and "differ in exactly one axis" in table.empty
+    assert "animals_baseline and bn_kernel4 differ in 2 axes (batchnorm, kernel)" in table.empty
+    no_common_seed = [_record("a" * 32, "animals_baseline", 0, {"fid": 1.0}, axes=_axes()),
+                      _record("b" * 32, "bn", 1, {"fid": 2.0}, axes=_axes(batchnorm="both"))]
+    assert "animals_baseline (seeds 0) and bn (seeds 1) have no seed in common" in ablation_table(no_common_seed).empty
+    assert "only bn" in ablation_table(no_common_seed[1:]).empty
+    assert "train with --eval-every" in ablation_table([_record("c" * 32, "bn", 0, {})]).empty
+
+
+def test_the_backbone_training_run_is_not_a_run_left_out():
+    from reports.tables import excluded_table
+
+    backbone = RunRecord(run_id="f" * 32, run_name="cifar10_classifier-v1", experiment="backbones", status="FINISHED",
+                         start_time=0, dataset=None, variant=None, seed=0, axes={}, setting=(), eval_key=None,
+                         metrics={}, tags={"backbone": "cifar10_classifier-v1"})
+    sel = select([backbone, _record("a" * 32, "bn", 0, {"fid": 1.0})])
+    assert sel.backbones == [backbone] and not sel.excluded and len(sel.included) == 1
+    assert "None: every training run read finished" in excluded_table(sel.excluded).empty
+
+
+def test_reports_query_mlflow_only_through_the_tracking_adapter():
+    root = Path(__file__).resolve().parent.parent / "reports"
+    for path in root.glob("*.py"):
+        text = path.read_text()
+        assert "_tracking_client" not in text and "import mlflow" not in text and "from mlflow" not in text, path
+
+
+def test_plots_fit_the_page_and_tell_real_from_fake_by_colour(store):
+    from PIL import Image
+
+    from reports.plots import COLOURS, WIDTH_IN
+
+    for name in ("accuracy", "losses", "fid"):
+        with Image.open(store["out"] / "plots" / f"{name}.png") as image:
+            assert 600 < image.width <= 1200, name  # the HTML column is 1200 px: shown unscaled
+            pixels = np.asarray(image.convert("RGB")).reshape(-1, 3).astype(int)
+        for colour in COLOURS[:2]:  # real and fake (or the two variants): two distinct hues drawn
+            rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+            assert (np.abs(pixels - rgb).sum(1) < 30).sum() > 50, (name, colour)
+    assert WIDTH_IN * 100 <= 1200

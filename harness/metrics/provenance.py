@@ -101,16 +101,15 @@ def quality_warning(params: Mapping[str, str]) -> str | None:
         return None
     accuracy = _accuracy(params)
     if accuracy is None:
-        return (f"These values come from the offline backbone {name} without a recorded file or test "
-                f"accuracy (logged before either was recorded): a quickly trained one cannot be told from "
-                f"the full one, and their values may be mixed here. Re-score with `python -m harness eval`.")
+        return (f"The offline backbone {name} of these values has no recorded file or test accuracy (logged "
+                f"before they were recorded): a quickly trained one cannot be told from the full one, and "
+                f"their values may be mixed here. Score new runs to compare them safely.")
     if accuracy < MIN_TEST_ACCURACY:
         md5 = params.get("eval_backbone_md5") or ""
-        return (f"These values come from the offline backbone {name} (md5 {md5[:8]}), whose CIFAR-10 test "
-                f"accuracy is {accuracy:.1%}, below the {MIN_TEST_ACCURACY:.0%} floor: its features barely "
-                f"tell images apart, so FID, KID and IS say little (IS near 1 and KID inflated are typical). "
-                f"Train the full backbone (`python -m harness backbone train` with its defaults, about 86%) "
-                f"or use the Inception graph.")
+        return (f"The offline backbone {name} (md5 {md5[:8]}) has {accuracy:.1%} CIFAR-10 test accuracy, "
+                f"below the {MIN_TEST_ACCURACY:.0%} floor: FID, KID and IS from it say little (IS near 1 and "
+                f"an inflated KID are typical). Train the full backbone (`python -m harness backbone train`; "
+                f"its defaults reach about 86%) or use the Inception graph.")
     return None
 
 
