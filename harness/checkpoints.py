@@ -105,16 +105,20 @@ _HEADER_BYTES = 4096  # an .npy header is at most a few hundred bytes
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be resumed from: cut short, incomplete or inconsistent."""
+    """A checkpoint that cannot be resumed from: incomplete or inconsistent."""
+
+
+class CheckpointUnreadable(CheckpointError):
+    """A checkpoint that is not a readable archive at all (e.g. cut short)."""
 
 
 def _open(path: Path):
     """``path`` opened as an .npz archive, refusing what is not one before numpy parses it."""
     mode = os.stat(path).st_mode
     if not stat.S_ISREG(mode):  # a FIFO would block the reader forever
-        raise CheckpointError("not a regular file")
+        raise CheckpointUnreadable("not a regular file")
     if not zipfile.is_zipfile(path):
-        raise CheckpointError("not a complete .npz archive (cut short, or not a checkpoint)")
+        raise CheckpointUnreadable("not a complete .npz archive (cut short, or not a checkpoint)")
     return np.load(path, allow_pickle=False)
 
 
@@ -237,6 +241,9 @@ def latest_valid(folder: str | Path, gan, warn=print, *, required: Iterable[str]
     for path in reversed(list_checkpoints(folder)):
         try:
             meta = restore(path, gan, required=required, required_meta=required_meta, run_id=run_id)
+        except CheckpointUnreadable as exc:
+            warn(f"checkpoint {path} is unreadable ({exc}); trying the previous one")
+            continue
         except CheckpointError as exc:
             warn(f"checkpoint {path} is refused: {exc}; trying the previous one")
             continue
