@@ -146,7 +146,7 @@ def test_crash_between_checkpoint_and_metrics_logs_the_epoch_once(tracking_uri, 
 
 
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tracking_uri, tmp_path, data_root):
-    config = _config(tracking_uri, tmp_path)
+    config = _config(tracking_uri, tmp_path, clean_checkpoints=False)  # keep them after FINISHED
     first = train.run(config, log=lambda _: None)
     newest = Path(first.checkpoint)
     assert newest.name == "epoch-0002.npz"

@@ -29,7 +29,7 @@ METRICS = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "real_acc", "fake_a
 TINY = ["--variant", "animals_baseline", "--dataset", "horses", "--epochs", "2", "--width", "0.125",
         "--xla", "off"]
 # 32 steps an epoch, so a signal sent at the first progress update of epoch 2 lands mid-epoch.
-VICTIM = TINY + ["--max-images", "512", "--batch-size", "16"]
+VICTIM = TINY + ["--max-images", "512", "--batch-size", "16", "--progress"]  # the bar shows on a pipe too
 PLAIN = TINY + ["--max-images", "128", "--batch-size", "32", "--no-progress"]
 MID_EPOCH_2 = re.compile(r"epoch 2/2:\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)")
 
