@@ -1,0 +1,447 @@
+"""Hostile inputs, each made here: link loops, checkpoints that lie, damaged tracking stores,
+image bombs, paths the system refuses. Each ends in a named skip, a fallback or one clear
+HarnessError; none in a traceback, none modifies the input."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import sqlite3
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from harness import checkpoints, tracking, train
+from harness.config import RunConfig
+from harness.data import decode, load_dataset
+from harness.errors import HarnessError, TrackingError, describe_os_error
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- a folder dataset with a link loop ---------------------------------------------------
+def test_a_symlink_loop_in_a_folder_dataset_is_skipped_and_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "photos"
+    (folder / "deep").mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (20, 20), (40 * i, 10, 10)).save(folder / f"{i}.png")
+    (folder / "a.png").symlink_to("b.png")
+    (folder / "b.png").symlink_to("a.png")
+    (folder / "deep" / "self.jpg").symlink_to("self.jpg")  # a loop one folder down
+    data = load_dataset(f"folder:{folder}")
+    assert data.images.shape == (3, 32, 32, 3)
+    assert data.skipped == 3
+    assert set(data.skipped_examples) == {f"{folder.resolve() / name} (symbolic link loop)"
+                                          for name in ("a.png", "b.png", "deep/self.jpg")}
+
+
+# --- checkpoints that lie, end to end ------------------------------------------------------
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    tracking.ensure_store(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def store_copy(empty_store, tmp_path, monkeypatch) -> str:
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    # Logging the generator as an MLflow model takes seconds and is not checked here.
+    monkeypatch.setattr(tracking.RunLogger, "log_generator", lambda self, generator, requirements: "m-test")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+class _Crash(BaseException):
+    """Stands in for the process dying right after epoch 2's checkpoint."""
+
+
+def _crashed_run(uri: str, tmp_path: Path, monkeypatch) -> tuple[RunConfig, str, Path]:
+    """A 3-epoch run that died after checkpointing epoch 2: (config, run id, checkpoint folder)."""
+    config = RunConfig(variant="animals_baseline", dataset="horses", epochs=3, batch_size=32, max_images=64,
+                       width=0.125, tracking_uri=uri, progress=False, xla="off",
+                       checkpoint_dir=str(tmp_path / "ck"))
+    real = tracking.RunLogger.log_metrics
+
+    def log_metrics(self, metrics, step):
+        if step == 2:
+            raise _Crash
+        return real(self, metrics, step)
+
+    monkeypatch.setattr(tracking.RunLogger, "log_metrics", log_metrics)
+    with pytest.raises(_Crash):
+        train.run(config, log=lambda _: None)
+    monkeypatch.setattr(tracking.RunLogger, "log_metrics", real)
+    [folder] = (tmp_path / "ck").iterdir()
+    assert [p.name for p in checkpoints.list_checkpoints(folder)] == ["epoch-0001.npz", "epoch-0002.npz"]
+    return config, folder.name, folder
+
+
+def _rewrite(path: Path, drop: tuple[str, ...] = (), **meta_changes) -> None:
+    """Write ``path`` again without the arrays ``drop`` and with its metadata changed."""
+    import json
+
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files if k not in drop}
+    meta = {**json.loads(arrays["meta"].tobytes().decode()), **meta_changes}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _run_status(uri: str, run_id: str) -> str:
+    return tracking.client(uri).get_run(run_id).info.status
+
+
+def test_a_newest_checkpoint_without_fixed_noise_falls_back_to_the_previous_one(store_copy, tmp_path, monkeypatch,
+                                                                                data_root):
+    config, run_id, folder = _crashed_run(store_copy, tmp_path, monkeypatch)
+    _rewrite(folder / "epoch-0002.npz", drop=("extra/fixed_noise",))
+    lines: list[str] = []
+    result = train.run(config, resume=run_id, log=lines.append)
+    assert any("epoch-0002.npz" in line and "'fixed_noise'" in line and "previous" in line for line in lines), lines
+    assert (result.status, result.epochs_done) == ("FINISHED", 3)
+    assert _run_status(store_copy, run_id) == "FINISHED"
+
+
+def test_a_checkpoint_whose_name_and_metadata_disagree_is_refused(store_copy, tmp_path, monkeypatch, data_root):
+    config, run_id, folder = _crashed_run(store_copy, tmp_path, monkeypatch)
+    _rewrite(folder / "epoch-0002.npz", epoch=3)  # it would skip epoch 3 and call the run finished
+    lines: list[str] = []
+    result = train.run(config, resume=run_id, log=lines.append)
+    assert any("epoch-0002.npz" in line and "name says epoch 2 but its metadata says epoch 3" in line
+               for line in lines), lines
+    assert (result.status, result.epochs_done) == ("FINISHED", 3)
+    steps = [m.step for m in tracking.client(store_copy).get_metric_history(run_id, "d_loss")]
+    assert sorted(steps) == [1, 2, 3], "epochs 2 and 3 were trained, not skipped"
+
+
+# --- checkpoints that lie: a sweep over the reader -----------------------------------------
+@pytest.fixture(scope="module")
+def gan():
+    from harness.gan import GAN
+    from variants import resolve
+
+    model = GAN(resolve("animals_baseline").scaled(0.125))
+    model.compile()
+    return model
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(gan, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("good")
+    return checkpoints.save(folder, 2, gan, {"run_id": "r1", "config": {"seed": 0}, "metrics": {"g_loss": 1.0}},
+                            arrays={"fixed_noise": np.ones((4, 8), np.float32)})
+
+
+def _with(good: Path, target: Path, *, drop=(), arrays=None, meta=None, raw_meta=None) -> None:
+    import json
+
+    with np.load(good) as data:
+        state = {k: data[k] for k in data.files if k not in drop}
+    state.update(arrays or {})
+    if meta is not None:
+        state["meta"] = np.frombuffer(json.dumps({**json.loads(state["meta"].tobytes()), **meta}).encode(), np.uint8)
+    if raw_meta is not None:
+        state["meta"] = raw_meta
+    np.savez(target, **state)
+
+
+def _object_array() -> np.ndarray:
+    return np.array([{"a": 1}], dtype=object)
+
+
+# name -> (how to make epoch-0002.npz from a good one, words the warning must hold)
+MALFORMED = {
+    "truncated": (lambda good, t: t.write_bytes(good.read_bytes()[: good.stat().st_size // 3]), "cut short"),
+    "empty file": (lambda good, t: t.write_bytes(b""), "not a complete .npz"),
+    "non-npz bytes": (lambda good, t: t.write_bytes(os.urandom(5000)), "not a complete .npz"),
+    "an .npy, not an .npz": (lambda good, t: np.save(open(t, "wb"), np.zeros(3)), "not a complete .npz"),
+    "no metadata": (lambda good, t: _with(good, t, drop=("meta",)), "no 'meta' array"),
+    "metadata not JSON": (lambda good, t: _with(good, t, raw_meta=np.frombuffer(b"\xff{", np.uint8)), "not valid JSON"),
+    "metadata a JSON list": (lambda good, t: _with(good, t, raw_meta=np.frombuffer(b"[2]", np.uint8)),
+                             "not a JSON object"),
+    "metadata as floats": (lambda good, t: _with(good, t, raw_meta=np.zeros(4)), "not JSON bytes"),
+    "no epoch": (lambda good, t: _with(good, t, meta={"epoch": None}), "no valid epoch"),
+    "epoch true": (lambda good, t: _with(good, t, meta={"epoch": True}), "no valid epoch"),
+    "epoch negative": (lambda good, t: _with(good, t, meta={"epoch": -2}), "no valid epoch"),
+    "epoch a string": (lambda good, t: _with(good, t, meta={"epoch": "2"}), "no valid epoch"),
+    "name/metadata mismatch": (lambda good, t: _with(good, t, meta={"epoch": 3}),
+                               "name says epoch 2 but its metadata says epoch 3"),
+    "no config": (lambda good, t: _with(good, t, raw_meta=np.frombuffer(b'{"epoch": 2}', np.uint8)),
+                  "lacks 'config'"),
+    "config a string": (lambda good, t: _with(good, t, meta={"config": "x"}), "'config' is a str"),
+    "metrics a list": (lambda good, t: _with(good, t, meta={"metrics": [1]}), "'metrics' is a list"),
+    "another run's": (lambda good, t: _with(good, t, meta={"run_id": "r2"}), "belongs to run 'r2'"),
+    "missing fixed_noise": (lambda good, t: _with(good, t, drop=("extra/fixed_noise",)), "'fixed_noise'"),
+    "missing variable": (lambda good, t: _with(good, t, drop=("generator/0",)), "lacks generator/0"),
+    "unknown variable": (lambda good, t: _with(good, t, arrays={"generator/999": np.zeros(1)}),
+                         "holds generator/999"),
+    "wrong shape": (lambda good, t: _with(good, t, arrays={"generator/0": np.zeros((3, 3), np.float32)}),
+                    "generator/0 has shape (3, 3)"),
+    "wrong dtype": (lambda good, t: _with(good, t, arrays={
+        "generator/0": np.load(good)["generator/0"].astype(np.float64)}), "generator/0 is float64"),
+    "NaN weights": (lambda good, t: _with(good, t, arrays={
+        "generator/0": np.full_like(np.load(good)["generator/0"], np.nan)}), "holds NaN or inf"),
+    "pickled metadata": (lambda good, t: _with(good, t, raw_meta=_object_array()), "pickled object array"),
+    "pickled weights": (lambda good, t: _with(good, t, arrays={"generator/0": _object_array()}),
+                        "pickled object array"),
+    "pickled noise": (lambda good, t: _with(good, t, arrays={"extra/fixed_noise": _object_array()}),
+                      "pickled object array"),
+    "noise of strings": (lambda good, t: _with(good, t, arrays={"extra/fixed_noise": np.array(["a", "b"])}),
+                         "not an array of finite numbers"),
+    "oversized metadata": (lambda good, t: _with(good, t, meta={"pad": "x" * (checkpoints.MAX_META_BYTES + 1)}),
+                           "more than the"),
+    "a folder": (lambda good, t: t.mkdir(), "not a regular file"),
+    "a FIFO": (lambda good, t: os.mkfifo(t), "not a regular file"),
+    "a link loop": (lambda good, t: t.symlink_to(t.name), "unreadable"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_newest_checkpoint_is_named_and_the_previous_one_restored(case, gan, good_checkpoint, tmp_path):
+    make, words = MALFORMED[case]
+    folder = tmp_path / "r1"
+    folder.mkdir()
+    _with(good_checkpoint, folder / "epoch-0001.npz", meta={"epoch": 1})
+    bad = folder / "epoch-0002.npz"
+    make(good_checkpoint, bad)
+    before = _digest(bad) if bad.is_file() and not bad.is_symlink() else None
+    warnings: list[str] = []
+    meta = checkpoints.latest_valid(folder, gan, warn=warnings.append, run_id="r1")
+    assert meta is not None and meta["epoch"] == 1 and meta["path"].endswith("epoch-0001.npz")
+    assert len(warnings) == 1 and str(bad) in warnings[0] and "trying the previous one" in warnings[0]
+    assert words in warnings[0], warnings[0]
+    if before is not None:
+        assert _digest(bad) == before, "the damaged file was left as it was"
+
+
+def test_a_refused_checkpoint_leaves_the_model_untouched(gan, good_checkpoint, tmp_path):
+    bad = tmp_path / "epoch-0002.npz"
+    last = sorted(k for k in np.load(good_checkpoint).files if k.startswith("d_optimizer/"))[-1]
+    _with(good_checkpoint, bad, arrays={last: np.zeros((7,), np.float32)})  # only the last array is wrong
+    for w in gan.generator.weights:
+        w.assign(np.full(w.shape, 0.5, w.dtype))
+    with pytest.raises(checkpoints.CheckpointError, match=f"{last} has shape"):
+        checkpoints.restore(bad, gan)
+    assert all((w.numpy() == 0.5).all() for w in gan.generator.weights)
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(0, 10**9), flips=st.lists(st.tuples(st.integers(0, 10**9), st.integers(1, 255)), max_size=4))
+def test_damaged_bytes_restore_or_fall_back_never_raise(gan, good_checkpoint, tmp_path_factory, cut, flips):
+    folder = tmp_path_factory.mktemp("fuzz")
+    shutil.copy(good_checkpoint, folder / "epoch-0002.npz")
+    _with(good_checkpoint, folder / "epoch-0001.npz", meta={"epoch": 1})
+    data = bytearray((folder / "epoch-0002.npz").read_bytes())
+    for at, mask in flips:
+        data[at % len(data)] ^= mask
+    data = data[: len(data) - cut % 64] if cut % 3 else data[: cut % len(data)]
+    (folder / "epoch-0002.npz").write_bytes(bytes(data))
+    warnings: list[str] = []
+    meta = checkpoints.latest_valid(folder, gan, warn=warnings.append)
+    assert meta is not None and meta["epoch"] in (1, 2)
+    assert (meta["epoch"] == 1) == bool(warnings)
+
+
+# --- damaged tracking stores -----------------------------------------------------------------
+def _garbage_interior(store: Path) -> None:
+    """Overwrite one table's root page (not the experiments table) with random bytes."""
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as c:
+        page = c.execute("SELECT rootpage FROM sqlite_master WHERE name = 'logged_models'").fetchone()[0]
+        size = c.execute("PRAGMA page_size").fetchone()[0]
+    with open(store, "r+b") as f:
+        f.seek((page - 1) * size)
+        f.write(os.urandom(size))
+
+
+# name -> (make the store at path from a good one, words of the error; None: a new store is made)
+STORES = {
+    "garbage interior pages": (lambda good, p: (shutil.copy(good, p), _garbage_interior(p)), "is damaged"),
+    "garbage header": (lambda good, p: p.write_bytes(b"garbage" + good.read_bytes()[7:]), "not an SQLite database"),
+    "not a database at all": (lambda good, p: p.write_text("id,name\n1,x\n"), "not an SQLite database"),
+    "cut in half": (lambda good, p: p.write_bytes(good.read_bytes()[: good.stat().st_size // 2]), "is damaged"),
+    "a folder": (lambda good, p: p.mkdir(), "names a folder, not a database file"),
+    "a link loop": (lambda good, p: p.symlink_to(p.name), "symbolic link loop"),
+    "a broken link": (lambda good, p: p.symlink_to("nowhere.db"), "broken link"),
+    "an empty file": (lambda good, p: p.write_bytes(b""), None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STORES))
+def test_a_damaged_store_fails_at_once_and_is_left_as_it_was(case, empty_store, tmp_path, monkeypatch):
+    make, words = STORES[case]
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "mlflow.db"
+    make(empty_store, store)
+    before = _digest(store) if store.is_file() else None
+    uri = f"sqlite:///{store}"
+    start = time.monotonic()
+    if words is None:
+        tracking.ensure_store(uri)  # an empty file is a new store
+        assert tracking.client(uri).search_experiments()
+        return
+    with pytest.raises(TrackingError) as err:
+        tracking.ensure_store(uri)
+    assert time.monotonic() - start < 10, "no minutes of retries"
+    assert words in str(err.value) and str(store) in str(err.value)
+    assert "Traceback" not in str(err.value)
+    if before is not None:
+        assert _digest(store) == before, "a damaged store is never written to"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes whatever the mode")
+def test_a_read_only_store_is_refused(empty_store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "mlflow.db"
+    shutil.copy(empty_store, store)
+    store.chmod(0o444)
+    with pytest.raises(TrackingError, match="not writable"):
+        tracking.ensure_store(f"sqlite:///{store}")
+
+
+def test_training_on_a_store_with_garbage_pages_stops_before_training(empty_store, tmp_path, monkeypatch,
+                                                                      data_root):
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "mlflow.db"
+    shutil.copy(empty_store, store)
+    _garbage_interior(store)
+    before = _digest(store)
+    config = RunConfig(variant="animals_baseline", dataset="horses", epochs=1, max_images=64, batch_size=32,
+                       width=0.125, tracking_uri=f"sqlite:///{store}", progress=False, xla="off",
+                       checkpoint_dir=str(tmp_path / "ck"))
+    with pytest.raises(TrackingError, match="is damaged.*Restore it from a backup"):
+        train.run(config, log=lambda _: None)
+    assert _digest(store) == before and not list(tmp_path.rglob("*.npz"))
+
+
+CREATE_AND_LOG = textwrap.dedent("""
+    import sys, time
+    from harness import tracking
+    uri, start = sys.argv[1], float(sys.argv[2])
+    import mlflow  # imported before the wait, so both processes reach the store together
+    while time.time() < start:
+        time.sleep(0.005)
+    tracking.ensure_store(uri)
+    logger = tracking.RunLogger.start(uri, "race")
+    logger.log_metrics({"loss": 1.0}, step=1)
+    logger.end("FINISHED")
+""")
+
+
+@pytest.mark.slow
+def test_two_runs_creating_one_store_at_once_both_finish(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'new.db'}"
+    start = str(time.time() + 12)  # both have imported MLflow by then, even on a busy machine
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", CREATE_AND_LOG, uri, start], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    client = tracking.client(uri)
+    runs = client.search_runs([client.get_experiment_by_name("race").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]
+    assert (tmp_path / "new.db.lock").exists()
+
+
+# --- an image bomb: a small PNG of 12000 x 12000 pixels --------------------------------------
+def _flat_png(path: Path, width: int, height: int) -> None:
+    """A valid RGBA PNG of one colour; flat rows compress to almost nothing."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row = zlib.compressobj(1), b"\0" + b"\x80" * (4 * width)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def test_an_image_over_the_pixel_budget_is_skipped_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    _flat_png(bomb, 12000, 12000)
+    assert bomb.stat().st_size < 3_000_000 and 12000 * 12000 < Image.MAX_IMAGE_PIXELS * 2
+    start = time.monotonic()
+    image, reason = decode.decode_file(str(bomb), 32)
+    assert image is None and reason == "too large: 12000x12000 px, over the 40-megapixel limit"
+    assert time.monotonic() - start < 1.0
+
+
+def test_the_budget_counts_a_jpeg_after_reduced_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr(decode, "MAX_PIXELS", 5000)
+    Image.new("RGB", (400, 400), (200, 30, 30)).save(tmp_path / "big.jpg", quality=90)  # drafts to 50x50
+    _flat_png(tmp_path / "big.png", 80, 80)  # 6400 px: no reduced decoding for PNG
+    image, reason = decode.decode_file(str(tmp_path / "big.jpg"), 16)
+    assert reason == "" and image.shape == (16, 16, 3)
+    folder = tmp_path / "set"
+    folder.mkdir()
+    shutil.copy(tmp_path / "big.png", folder / "big.png")
+    for i in range(2):
+        Image.new("RGB", (40, 40), (i, 0, 0)).save(folder / f"{i}.png")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    data = load_dataset(f"folder:{folder}")
+    assert data.count == 2 and data.skipped == 1
+    assert data.skipped_examples == (f"{folder.resolve() / 'big.png'} (too large: 80x80 px, over the "
+                                     "0.005-megapixel limit)",)
+
+
+# --- paths the system refuses: the message names the cause ------------------------------------
+def _raised(action) -> OSError:
+    try:
+        action()
+    except OSError as exc:
+        return exc
+    raise AssertionError("no OSError")
+
+
+def test_os_errors_are_described_by_their_cause(tmp_path):
+    missing = _raised(lambda: open("/proc/nope/x.png", "wb"))
+    assert describe_os_error(missing) == ("cannot use /proc/nope/x.png: the folder /proc/nope does not exist; "
+                                          "create it or choose another path.")
+
+    long_name = tmp_path / ("d" * 20000) / "x.png"
+    message = describe_os_error(_raised(lambda: open(long_name, "wb")))
+    assert "the name is too long (longest part 20000 bytes; file systems allow 255 bytes per name)" in message
+    assert len(message) < 300, "the 20,000-character name is shortened, not printed whole"
+
+    (tmp_path / "loop").symlink_to("loop")
+    message = describe_os_error(_raised(lambda: open(tmp_path / "loop" / "x.png", "wb")))
+    assert message.startswith("cannot use ") and "x.png: it is, or passes through, a symbolic link loop" in message
+
+    (tmp_path / "file").write_text("x")
+    assert "is a file, not a folder" in describe_os_error(_raised(lambda: open(tmp_path / "file" / "x.png", "wb")))
+    assert "is a folder; give a file name" in describe_os_error(_raised(lambda: open(tmp_path, "wb")))
+    for code, words in [(errno.EACCES, "permission denied on /data/x.png; fix its permissions"),
+                        (errno.EPERM, "permission denied on /data/x.png"),
+                        (errno.ENOSPC, "the disk holding /data/x.png is full; free disk space"),
+                        (errno.EDQUOT, "disk quota is used up"),
+                        (errno.EROFS, "/data/x.png is on a read-only file system"),
+                        (errno.EIO, "input/output error on /data/x.png")]:
+        assert words in describe_os_error(OSError(code, os.strerror(code), "/data/x.png")), code
+    assert describe_os_error(OSError(errno.ETIMEDOUT, "Connection timed out")) == "Connection timed out."
+    for message in (describe_os_error(missing), describe_os_error(OSError(errno.ENOSPC, "x", "/a"))):
+        assert "--resume" not in message, "the caller adds the resume hint where a run exists"
+
+
+def test_every_os_error_description_is_one_line_naming_the_path():
+    for code in sorted(errno.errorcode):
+        message = describe_os_error(OSError(code, os.strerror(code), "/some/where.png"))
+        assert "\n" not in message and "/some/where.png" in message and message.endswith("."), (code, message)
+    assert isinstance(describe_os_error(OSError("bare")), str)
+    assert issubclass(TrackingError, HarnessError)
