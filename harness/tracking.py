@@ -152,7 +152,11 @@ def schema_lock(path: Path, wait_s: float = LOCK_WAIT_S):
         yield
         return
     lock_path = path.with_name(path.name + ".lock")
-    with open(lock_path, "a") as handle:
+    try:
+        handle = open(lock_path, "a")
+    except OSError as exc:  # e.g. a folder of that name
+        raise TrackingError(f"cannot take the store's lock: {describe_os_error(exc)}") from None
+    with handle:
         deadline = time.monotonic() + wait_s
         while True:
             try:
