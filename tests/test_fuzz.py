@@ -69,6 +69,7 @@ def no_training(monkeypatch: pytest.MonkeyPatch, tmp_path) -> list[tuple]:
         raise ConfigError("no run to resume (test)")
 
     monkeypatch.setattr(harness.data, "load_dataset", load_dataset)
+    monkeypatch.setattr(train, "load_dataset", load_dataset)  # train imports it by name
     monkeypatch.setattr(train, "find_resumable", find_resumable)
     monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))  # --data-root rewrites it
     monkeypatch.chdir(tmp_path)
