@@ -71,7 +71,7 @@ def train_backbone(*, epochs: int = 6, data_root: str | Path | None = None, cach
     logger = tracking.RunLogger.start(tracking_uri, EXPERIMENT, run_name=NAME, tags={"backbone": NAME})
     logger.log_params(params)
     log(f"backbone {NAME}: {model.count_params()} parameters, {len(x_train)} training images, "
-        f"{epochs} epochs -> {tracking_uri} (experiment {EXPERIMENT!r}, run {logger.run_id})")
+        f"{epochs} epochs -> {tracking.public(tracking_uri)} (experiment {EXPERIMENT!r}, run {logger.run_id})")
 
     # --- train loop: one fit per epoch on freshly augmented images ---------------------
     rng = np.random.default_rng(seed)

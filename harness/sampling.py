@@ -100,7 +100,7 @@ def model_uri(tracking_uri: str, *, run_id: str | None = None, model: str | None
     try:
         tracking.client(tracking_uri).get_run(run_id)
     except Exception:
-        raise TrackingError(f"--run-id {run_id!r}: no such run in {tracking_uri}; copy the id from the "
+        raise TrackingError(f"--run-id {run_id!r}: no such run in {tracking.public(tracking_uri)}; copy the id from the "
                             "MLflow UI or `run`'s output, or pass --tracking-uri.") from None
     return tracking.generator_uri(tracking_uri, run_id)
 

@@ -45,17 +45,17 @@ def ensure_store(uri: str) -> None:
         if not folder.is_dir():
             what = "is a file, not a folder" if folder.exists() else "does not exist"
             raise TrackingError(
-                f"tracking store {uri!r}: {str(folder)!r} {what}; create the folder or pass "
+                f"tracking store {public(uri)!r}: {str(folder)!r} {what}; create the folder or pass "
                 "another --tracking-uri."
             )
         if path.is_dir():
             raise TrackingError(
-                f"tracking store {uri!r} names a folder, not a database file; pass a file in it, such as "
+                f"tracking store {public(uri)!r} names a folder, not a database file; pass a file in it, such as "
                 f"--tracking-uri sqlite:///{path / 'mlflow.db'}."
             )
         if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
             raise TrackingError(
-                f"tracking store {uri!r} is not writable; pass a --tracking-uri in a folder you "
+                f"tracking store {public(uri)!r} is not writable; pass a --tracking-uri in a folder you "
                 "can write to."
             )
         if not os.access(Path.cwd(), os.W_OK):
@@ -74,7 +74,7 @@ def ensure_store(uri: str) -> None:
             urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
         except Exception as exc:  # any network failure means the same to the user
             raise TrackingError(
-                f"tracking server {uri!r} is unreachable ({exc}); start it (e.g. `mlflow server "
+                f"tracking server {public(uri)!r} is unreachable ({exc}); start it (e.g. `mlflow server "
                 "--host 127.0.0.1`) or pass another --tracking-uri."
             ) from None
     _open_store(uri)
@@ -85,7 +85,7 @@ def _open_store(uri: str) -> None:
     try:
         client(uri).search_experiments(max_results=1)
     except Exception as exc:
-        raise TrackingError(f"tracking store {uri!r} cannot be opened: {exc}") from None
+        raise TrackingError(f"tracking store {public(uri)!r} cannot be opened: {exc}") from None
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -188,19 +188,26 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+# MLflow 3's UI opens an experiment on its GenAI pages (traces, an assistant) unless the
+# experiment says it holds model training; every harness experiment does.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 def experiment_id(uri: str, name: str) -> str:
-    """The id of experiment ``name``, created if it does not exist."""
+    """The id of experiment ``name``, created if it does not exist, marked as model training."""
     c = client(uri)
     found = c.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage == "deleted":
             raise TrackingError(
-                f"experiment {name!r} is deleted in {uri!r}; restore it (`mlflow experiments "
+                f"experiment {name!r} is deleted in {public(uri)!r}; restore it (`mlflow experiments "
                 "restore`) or pass another --experiment."
             )
+        if found.tags.get(EXPERIMENT_KIND[0]) is None:
+            c.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
         return found.experiment_id
     try:
-        return c.create_experiment(name)
+        return c.create_experiment(name, tags=dict([EXPERIMENT_KIND]))
     except Exception:  # created concurrently by another process
         return c.get_experiment_by_name(name).experiment_id
 
@@ -226,7 +233,7 @@ class RunLogger:
                 client(uri).get_run(run_id)
             except Exception:
                 raise TrackingError(
-                    f"run {run_id} is not in tracking store {uri!r}; pass the --tracking-uri it was "
+                    f"run {run_id} is not in tracking store {public(uri)!r}; pass the --tracking-uri it was "
                     "logged to, or start a new run without --resume."
                 ) from None
             run = mlflow.start_run(run_id=run_id)
@@ -266,12 +273,12 @@ class RunLogger:
                 raise self._write_error(exc) from None
             import sys
 
-            print(f"warning: could not mark run {self.run_id} {status} in {self.uri!r} ({exc}); it may "
+            print(f"warning: could not mark run {self.run_id} {status} in {public(self.uri)!r} ({exc}); it may "
                   "still show as RUNNING.", file=sys.stderr)
 
     def _write_error(self, exc: Exception) -> TrackingError:
         return TrackingError(
-            f"could not write run {self.run_id} to tracking store {self.uri!r} ({type(exc).__name__}: "
+            f"could not write run {self.run_id} to tracking store {public(self.uri)!r} ({type(exc).__name__}: "
             f"{exc}); the last checkpoint is kept: fix the store, then continue with --resume."
         )
 
@@ -535,7 +542,7 @@ def list_experiments(uri: str) -> dict[str, str]:
             if not token:
                 return found
     except Exception as exc:  # an unreachable server, a file that is not a store, ...
-        raise TrackingError(f"tracking store {uri!r} cannot be read: {exc}") from None
+        raise TrackingError(f"tracking store {public(uri)!r} cannot be read: {exc}") from None
 
 
 def search_runs(uri: str, experiment_ids: list[str], filter_string: str = "",
@@ -579,7 +586,7 @@ def get_run(uri: str, run_id: str):
     try:
         return client(uri).get_run(run_id)
     except Exception:
-        raise TrackingError(f"run {run_id} is not in tracking store {uri!r}; pass the --tracking-uri it "
+        raise TrackingError(f"run {run_id} is not in tracking store {public(uri)!r}; pass the --tracking-uri it "
                             "was logged to.") from None
 
 

@@ -217,6 +217,8 @@ def run(config: RunConfig, *, resume: str | None = None,
         raise
     except BaseException as exc:
         logger.end("FAILED", reason=f"{type(exc).__name__}: {exc}", best_effort=True)
+        if isinstance(exc, OSError):  # the machine's fault: the CLI says the run can go on
+            exc.resumable_run = run_id
         raise
     finally:
         _restore_sigterm(previous_sigterm)

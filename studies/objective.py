@@ -17,6 +17,7 @@ from typing import Any
 from harness import tracking, train
 from harness.config import RunConfig
 from harness.errors import TrainingFailed
+from harness.metrics.provenance import DESCRIPTION_PARAMS, EVAL_PARAMS
 from studies import space as spaces
 from studies.storage import worker_id
 
@@ -100,7 +101,8 @@ class Objective:
         trial.set_user_attr("mlflow_run_id", run_id)
         run = tracking.RunLogger(config.tracking_uri, run_id)
         run.set_tags({"optuna.trial_state": state})
-        if "eval_backbone" not in trial.study.user_attrs:
-            backbone = run.client.get_run(run_id).data.params.get("eval_backbone")
-            if backbone:
-                trial.study.set_user_attr("eval_backbone", backbone)
+        if "eval_backbone" not in trial.study.user_attrs:  # a study run without the runner's check
+            params = run.client.get_run(run_id).data.params
+            for key in (*EVAL_PARAMS, *DESCRIPTION_PARAMS):
+                if key in params:
+                    trial.study.set_user_attr(key, params[key])

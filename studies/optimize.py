@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from harness.errors import ConfigError, TrainingFailed
+from harness.metrics.provenance import BackboneIdentity
 from harness.urls import redact
 from studies import record
 from studies import space as spaces
@@ -22,9 +23,9 @@ IDENTITY = ("variant", "dataset", "objective")
 RUN_CONFIG_ATTR = "run_config"  # the base run config (JSON) every trial started from
 
 
-def load_or_create(settings: StudySettings, search: spaces.Space, backbone: str | None = None):
+def load_or_create(settings: StudySettings, search: spaces.Space, backbone: BackboneIdentity | None = None):
     """Create the study, or load it if it exists (checking that it searches the same thing
-    and, given the ``backbone`` identity, that its scores come from the same backbone)."""
+    and, given the ``backbone`` identity, that its scores come from the same backbone file)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -47,16 +48,20 @@ def load_or_create(settings: StudySettings, search: spaces.Space, backbone: str 
                  sampler=settings.sampler, pruner=settings.pruner, eval_every=run.eval_every,
                  eval_samples=run.eval_samples, backbone=run.backbone,
                  **{RUN_CONFIG_ATTR: json.dumps(stored, sort_keys=True)})
-    scored_by = study.user_attrs.get("eval_backbone")
-    if backbone and scored_by and scored_by != backbone:
-        raise ConfigError(f"study {settings.name!r} was scored with the {scored_by} backbone, now "
-                          f"{backbone} would be used; their {settings.objective.upper()} values do not "
-                          "compare. Pass the original --backbone/--inception or another --study-name.")
-    if backbone:
-        attrs["eval_backbone"] = backbone
-        if "inception" not in backbone.lower():
-            attrs["metric_note"] = (f"{settings.objective.upper()} uses the offline {backbone} backbone, "
-                                    "not Inception: compare it only with runs scored by the same backbone")
+    if backbone is not None:
+        scored_by = (study.user_attrs.get("eval_backbone"), study.user_attrs.get("eval_backbone_md5"))
+        if scored_by[0] is not None and scored_by != (backbone.name, backbone.md5):
+            raise ConfigError(
+                f"study {settings.name!r} was scored with the {scored_by[0]} backbone (md5 {scored_by[1]}), now "
+                f"{backbone.name} (md5 {backbone.md5}) would be used; their {settings.objective.upper()} values "
+                "do not compare. Pass the original --backbone/--inception or another --study-name.")
+        attrs.update(backbone.params())
+        notes = [] if "inception" in backbone.name.lower() else [
+            f"{settings.objective.upper()} uses the offline {backbone.name} backbone, not Inception: compare it "
+            "only with runs scored by the same backbone file"]
+        note = "; ".join(notes + ([backbone.warning] if backbone.warning else []))
+        if note:
+            attrs["metric_note"] = note
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)

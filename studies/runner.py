@@ -39,7 +39,7 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
     sampler_for(settings, search, 0, 0)  # a missing optional package fails here, not in a worker
     pruner_for(settings, search)
     # A missing backbone fails too, before any trial exists.
-    backbone = load_backbone(base.backbone, inception_path=base.inception).name
+    backbone = load_backbone(base.backbone, inception_path=base.inception).identity
     # The MLflow database and experiment are created here, before any worker:
     # concurrent first use of a new store breaks it.
     tracking.ensure_store(base.tracking_uri)

@@ -49,12 +49,12 @@ def normalise(url: str | None, workers: int = 1) -> str:
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///") and workers > 1:
         raise ConfigError(
-            f"--storage {url!r} is SQLite, which several worker processes cannot write at once; "
+            f"--storage {redact(url)!r} is SQLite, which several worker processes cannot write at once; "
             "use a journal file (--storage journal:optuna.journal, the default with --workers) "
             "or --storage postgresql://user@host/db.")
     if not url.startswith(("sqlite:///", "journal:", "postgresql+psycopg://", "mysql")):
         raise ConfigError(
-            f"--storage {url!r}: unknown kind; use sqlite:///optuna.db, journal:optuna.journal "
+            f"--storage {redact(url)!r}: unknown kind; use sqlite:///optuna.db, journal:optuna.journal "
             "or postgresql://user@host/db.")
     return url
 
