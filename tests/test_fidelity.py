@@ -1,0 +1,141 @@
+"""`fidelity`: the notebooks' loop measures what the harness measures, starts from the same
+weights, freezes D in the combined update as the notebooks did, and the command runs end to end,
+reusing finished (loop, seed) results."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from harness import cli
+from harness.bench import NotebookTrainer
+from harness.config import RunConfig
+from harness.errors import ConfigError
+from harness.fidelity import FidelitySettings, agreement
+from variants import resolve
+
+BATCH = 8
+
+
+def tiny_spec(**changes):
+    return resolve("animals_baseline").scaled(0.05).replace(**changes)
+
+
+def batches(n: int = 2) -> list[np.ndarray]:
+    return list(np.random.default_rng(7).integers(0, 256, (n, BATCH, 32, 32, 3), dtype=np.uint8))
+
+
+def bce(label: float, p: np.ndarray) -> float:
+    """Keras's binary cross-entropy of probabilities (clipped to [1e-7, 1 - 1e-7]), in float64."""
+    p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    return float(-np.mean(label * np.log(p) + (1 - label) * np.log(1 - p)))
+
+
+def test_the_notebook_loops_epoch_metrics_equal_a_numpy_computation():
+    # No Dropout and a learning rate of ~0: D's probabilities in each update are those of
+    # its initial weights, computed here independently of the loop.
+    spec = tiny_spec(dropout="none", d_lr=1e-12, g_lr=1e-12)
+    keras.utils.set_random_seed(0)
+    trainer = NotebookTrainer(spec, BATCH, seed=5)
+    d, g = trainer.d, trainer.g
+    rng = np.random.default_rng(5)  # the trainer's stream: D's noise, then G's, per batch
+    per_batch = []
+    for images in batches():
+        real = images.astype(np.float32) / 127.5 - 1.0
+        z_fake, z_g = (rng.standard_normal((BATCH, spec.latent_dim)).astype(np.float32) for _ in range(2))
+        p_real = d(real).numpy()
+        p_fake = d(g(z_fake)).numpy()
+        p_g = d(g(z_g)).numpy()
+        per_batch.append({"real_acc": np.mean(p_real > 0.5), "fake_acc": np.mean(p_fake < 0.5),
+                          "d_loss_real": bce(1.0, p_real), "d_loss_fake": bce(0.0, p_fake),
+                          "d_loss": 0.5 * (bce(1.0, p_real) + bce(0.0, p_fake)), "g_loss": bce(1.0, p_g)})
+    expected = {k: np.mean([b[k] for b in per_batch]) for k in per_batch[0]}
+    measured = trainer.train_epoch(batches())
+    assert set(measured) == set(expected)
+    for key, value in expected.items():
+        assert measured[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    assert 0 < expected["real_acc"] < 1 or 0 < expected["fake_acc"] < 1  # the threshold does decide something
+
+
+def test_real_batch_metrics_come_from_d_before_its_update():
+    spec = tiny_spec(dropout="none", d_lr=0.05)  # a large step: before and after differ
+    keras.utils.set_random_seed(0)
+    trainer = NotebookTrainer(spec, BATCH, seed=0)
+    real = batches(1)[0].astype(np.float32) / 127.5 - 1.0
+    p_before = trainer.d(real).numpy()
+    step = trainer.step(real, trainer.noise(), trainer.noise())
+    assert step["d_loss_real"] == pytest.approx(bce(1.0, p_before), rel=1e-5)
+    assert step["real_acc"] == np.mean(p_before > 0.5)
+    assert bce(1.0, trainer.d(real).numpy()) != pytest.approx(bce(1.0, p_before), rel=1e-3)
+
+
+@pytest.mark.parametrize("combined_d, moves", [("frozen", False), ("trainable", True)])
+def test_the_combined_update_trains_d_only_when_asked(combined_d, moves):
+    # D's own updates are ~0 (d_lr 1e-12), G's are not: any change of D comes from the combined update.
+    spec = tiny_spec(d_lr=1e-12, g_lr=1e-2)
+    keras.utils.set_random_seed(0)
+    trainer = NotebookTrainer(spec, BATCH, seed=0, combined_d=combined_d)
+    before = [w.copy() for w in trainer.d.get_weights()]
+    g_before = [w.copy() for w in trainer.g.get_weights()]
+    trainer.train_epoch(batches(1))
+    change = max(float(np.abs(a - b).max()) for a, b in zip(before, trainer.d.get_weights()))
+    assert (change > 1e-4) is moves, change
+    assert any(not np.array_equal(a, b) for a, b in zip(g_before, trainer.g.get_weights()))
+
+
+def test_both_loops_start_from_the_same_weights():
+    from harness.gan import GAN
+
+    spec = tiny_spec()
+    keras.utils.set_random_seed(3)
+    gan = GAN(spec, seed=3)
+    keras.utils.set_random_seed(3)
+    trainer = NotebookTrainer(spec, BATCH, seed=3)
+    for ours, theirs in ((gan.generator, trainer.g), (gan.discriminator, trainer.d.layers[0])):
+        for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_agreement_is_within_two_pooled_stds():
+    row = agreement([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])
+    assert (row["delta"], row["pooled_std"], row["agree"]) == (-1.0, 1.0, True)
+    assert agreement([0.0, 0.1, 0.2], [1.0, 1.1, 1.2])["agree"] is False
+    assert agreement([1.0], [1.0])["agree"] is None  # one seed: no spread to judge by
+    assert agreement([1.0, float("nan")], [1.0, 2.0])["agree"] is None
+
+
+def test_a_mixed_batch_variant_has_no_notebook_loop():
+    with pytest.raises(ConfigError, match="d_update split"):
+        FidelitySettings(run=RunConfig(variant="mnist_tutorial", dataset="digits"))
+
+
+def test_fidelity_end_to_end_and_a_rerun_reuses_each_loop_and_seed(tiny_backbone, data_root, tmp_path, capsys):
+    out = tmp_path / "fidelity"
+    args = ["fidelity", "--max-images", "16", "--batch-size", str(BATCH), "--width", "0.05", "--epochs", "2",
+            "--seeds", "2", "--eval-samples", "20", "--backbone", "cifar10_classifier", "--out", str(out)]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    for loop in ("harness", "notebook"):
+        for seed in (0, 1):
+            assert f"{loop} seed {seed}: trained 2 epochs" in printed
+    assert "## real_acc" in printed and "## final scores" in printed
+    result = json.loads((out / "fidelity.json").read_text())
+    assert set(result["per_epoch"]) == {"real_acc", "fake_acc", "d_loss", "g_loss"}
+    assert [row["epoch"] for row in result["per_epoch"]["g_loss"]] == [1, 2]
+    assert all(row["agree"] in (True, False) for row in result["per_epoch"]["d_loss"])
+    assert set(result["final"]) == {"fid", "kid"}
+    assert [r["seed"] for r in result["runs"]["notebook"]] == [0, 1]
+    assert result["settings"]["evaluation"]["eval_n_fake"] == "20"
+    assert (out / "fidelity.png").stat().st_size > 10_000 and (out / "fidelity.md").exists()
+
+    # The same command again trains nothing; other evaluation settings only rescore.
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.count(": reused") == 4 and "trained" not in printed
+    assert cli.main([*args[:-6], "--eval-samples", "30", *args[-4:]]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count(": rescored") == 4 and "trained" not in printed
+    assert json.loads((out / "fidelity.json").read_text())["settings"]["evaluation"]["eval_n_fake"] == "30"
