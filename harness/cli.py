@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import importlib.abc
-import importlib.util
 import json
 import os
 import sys
@@ -23,6 +21,8 @@ from collections.abc import Callable, Sequence
 from harness import flags
 from harness.config import RunConfig
 from harness.errors import ConfigError, HarnessError, closest, describe_os_error
+from harness.quiet import quiet_tensorflow
+from harness.urls import redact
 
 
 def _data_root(parser: argparse.ArgumentParser) -> None:
@@ -158,6 +158,7 @@ def _add_sample(sub) -> None:
                        description="Draw images from a logged generator. Image k comes from seed "
                                    "--seed + k, the same image the model server returns for that seed.")
     _which_generator(p)
+    _generator_file(p)
     p.add_argument("--n", type=int, default=64, help="how many images (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first image (default: %(default)s)")
     p.add_argument("--out", default="samples.png", help="the grid PNG (default: %(default)s)")
@@ -176,8 +177,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.cols is not None and args.cols < 1:
         raise ConfigError(f"--cols {args.cols} must be at least 1.")
     seeds = sampling.seeds_from(args.seed, args.n) if not args.interpolate else []
-    uri = _generator_uri(args)
-    generator = sampling.load_generator(args.tracking_uri, uri)
+    uri, generator = _sample_source(args)
     if args.interpolate:
         images = sampling.interpolate(generator, [tuple(p) for p in args.interpolate], args.steps)
         path = sampling.save_png(grid(images, cols=args.steps), args.out)
@@ -237,6 +237,7 @@ def _add_report(sub) -> None:
                    help="MLflow experiment to read; repeat or comma-separate (default: all)")
     p.add_argument("--format", default="md,csv,tex,html",
                    help="comma-separated subset of md,csv,tex,html (default: %(default)s)")
+    p.add_argument("--campaign", metavar="NAME", help="report only this campaign's runs, with its plan and cells")
     _tracking(p)
     p.add_argument("--storage", help="Optuna storage of the studies (default: ./optuna.db or a "
                                      "*.journal file of the study command, if present)")
@@ -249,9 +250,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     experiments = [name for item in args.experiment or [] for name in _names(item)]
     result = build_report(args.tracking_uri, args.out, experiments=experiments or None,
-                          formats=tuple(_names(args.format)), storage=args.storage or default_storage())
+                          formats=tuple(_names(args.format)), storage=args.storage or default_storage(),
+                          campaign=args.campaign)
     if result.empty:
-        print(f"no runs or studies found in {args.tracking_uri}; wrote an empty report to {result.out}")
+        print(f"no runs or studies found in {redact(args.tracking_uri)}; wrote an empty report to {result.out}")
     else:
         print(f"report of {result.included} runs ({result.excluded} left out) and {result.studies} studies "
               f"written to {result.out} in {result.seconds:.1f} s:")
@@ -349,6 +351,51 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- campaign: the whole comparison --------------------------------------------------------
+def _add_campaign(sub) -> None:
+    p = sub.add_parser("campaign", help="run every cell (dataset x variant x seed) of a plan; again to resume",
+                       description="Train every missing cell of a campaign plan (TOML, see campaigns/pilot.toml); "
+                                   "run it again to resume. Several machines: the same command with one "
+                                   "--storage and --tracking-uri on each.")
+    p.add_argument("plan", help="the plan file, e.g. campaigns/pilot.toml")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--status", action="store_true", help="print the grid (finished/running/failed/missing) and ETA")
+    what.add_argument("--dry-run", action="store_true", help="print the cells it would run and the estimated time")
+    p.add_argument("--storage", help="where the cells are queued: ./optuna.db (default), a journal file "
+                                     "(default with --workers), or postgresql://user@host/db for many machines")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default: 1)")
+    p.add_argument("--retry-failed", action="store_true", help="also run cells whose run FAILED")
+    p.add_argument("--rerun-changed", action="store_true",
+                   help="train again the cells whose settings changed since their run finished")
+    p.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
+                   help="how often a running cell proves its worker alive; silent for 4x this long, it goes to "
+                        "another worker (default: %(default)s)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by --workers
+    flags.add_flags(p, RunConfig, only=["tracking_uri", "checkpoint_dir"])
+    _data_root(p)
+    p.set_defaults(handler=cmd_campaign)
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    from harness.campaign.plan import load_plan
+    from harness.campaign.run import Options, run_campaign
+    from harness.campaign.status import dry_run_text, status_text
+
+    if args.workers < 1 or args.heartbeat < 1:
+        raise ConfigError("--workers and --heartbeat must be at least 1.")
+    plan = load_plan(args.plan, tracking_uri=args.tracking_uri, checkpoint_dir=args.checkpoint_dir,
+                     study_storage=args.storage)
+    options = Options(storage=args.storage, workers=args.workers, retry_failed=args.retry_failed,
+                      rerun_changed=args.rerun_changed, heartbeat_s=args.heartbeat, worker=args.worker)
+    if args.status or args.dry_run:
+        print(status_text(plan, options.url) if args.status else dry_run_text(plan))
+        return 0
+    outcome = run_campaign(plan, options)
+    if not args.worker:
+        print(status_text(plan, options.url))
+    return 1 if outcome.failed or outcome.failed_workers else 0
+
+
 # --- backbone, eval: the FID/KID/IS backbone and scoring a finished run ------------------
 def _add_backbone(sub) -> None:
     p = sub.add_parser("backbone", help="the offline FID/KID/IS backbone: a compact CIFAR-10 classifier",
@@ -381,11 +428,15 @@ def cmd_backbone_train(args: argparse.Namespace) -> int:
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="FID/KID/IS of a finished run's generator, logged into that run",
                        description="Score a finished run's logged generator against its training images "
-                                   "and log fid, kid, kid_std, is, is_std, feature_img_s at its last epoch.")
-    p.add_argument("--run-id", required=True, help="the run whose generator to score")
+                                   "and log fid, kid, kid_std, is, is_std, feature_img_s at its last epoch; "
+                                   "or, with --generator PATH --dataset NAME, a generator file, logged as a "
+                                   "new run tagged source=external.")
+    p.add_argument("--run-id", help="the run whose generator to score")
+    _generator_file(p, evaluated=True)
     flags.add_flags(p, RunConfig, only=["eval_samples", "backbone", "inception", "tracking_uri"],
                     defaults={"eval_samples": None},
-                    help={"eval_samples": "generated images (default: the run's --eval-samples)"})
+                    help={"eval_samples": "generated images (default: the run's --eval-samples; with "
+                                          "--generator, a run's default, 5000)"})
     _data_root(p)
     p.set_defaults(handler=cmd_eval)
 
@@ -395,15 +446,113 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.eval_samples is not None and args.eval_samples < 10:
         raise ConfigError(f"--eval-samples {args.eval_samples} must be at least 10 (IS uses 10 splits).")
+    if args.generator or not args.run_id:
+        return _eval_file(args)
     evaluate_run(args.run_id, tracking_uri=args.tracking_uri, eval_samples=args.eval_samples,
                  backbone=args.backbone, inception_path=args.inception)
+    return 0
+
+
+# --- generator files: sample/eval --generator, export ------------------------------------
+def _generator_file(parser: argparse.ArgumentParser, evaluated: bool = False) -> None:
+    from harness.external import OUTPUT_RANGES
+
+    parser.add_argument("--generator", metavar="PATH",
+                        help="a generator file (.h5 or .keras, e.g. saved by the notebooks) instead of a logged one")
+    parser.add_argument("--output-range", choices=OUTPUT_RANGES, default="auto",
+                        help="with --generator: its images' range, tanh ([-1, 1]) or sigmoid ([0, 1]) "
+                             "(default: read from its output activation)")
+    if evaluated:
+        flags.add_flags(parser, RunConfig, only=["dataset", "experiment", "seed"], defaults={"seed": None},
+                        help={"dataset": "with --generator: the real images to compare it with",
+                              "experiment": "with --generator: log into this experiment (default: the "
+                                            "dataset's class)",
+                              "seed": "with --generator: seed of the generated images' noise (default: 0, "
+                                      "as runs)"})
+
+
+def _sample_source(args: argparse.Namespace):
+    """(its name, the Keras generator) of --generator PATH, or of the logged one named otherwise."""
+    from harness import external, sampling
+
+    if args.generator:
+        external.one_source(args.generator, run_id=args.run_id, model=args.model, best=args.best)
+        return args.generator, external.load(args.generator, args.output_range).model
+    uri = _generator_uri(args)
+    return uri, sampling.load_generator(args.tracking_uri, uri)
+
+
+def _eval_file(args: argparse.Namespace) -> int:
+    from harness import external
+    from harness.external_evaluation import evaluate_file
+
+    if not args.generator:
+        raise ConfigError("eval needs --run-id ID (score a logged run) or --generator PATH --dataset NAME "
+                          "(score a generator file).")
+    external.one_source(args.generator, run_id=args.run_id)
+    evaluate_file(args.generator, dataset=args.dataset, tracking_uri=args.tracking_uri,
+                  experiment=args.experiment, eval_samples=args.eval_samples, seed=args.seed,
+                  backbone=args.backbone, inception_path=args.inception, output_range=args.output_range)
+    return 0
+
+
+def _add_export(sub) -> None:
+    from harness.export import FORMATS
+
+    p = sub.add_parser("export", help="write a logged generator as .h5, .keras or a TensorFlow SavedModel",
+                       description="Write a logged generator as a file: h5 (Keras's legacy HDF5, the notebooks' "
+                                   "format), keras, or savedmodel (a folder for TF Serving and TFLite). Images "
+                                   "come out in [-1, 1].")
+    _which_generator(p)
+    p.add_argument("--format", choices=FORMATS, help="default: from --out's suffix (.h5 or .keras)")
+    p.add_argument("--out", required=True, metavar="PATH", help="the file (or, for savedmodel, folder) to "
+                                                                "write; never replaced")
+    p.set_defaults(handler=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from harness.export import export_logged, format_for
+
+    fmt = format_for(args.out, args.format)  # a bad --out fails before anything is looked up
+    uri = _generator_uri(args)
+    path = export_logged(args.tracking_uri, uri, args.out, fmt)
+    print(f"{uri} -> {path} ({fmt})")
+    return 0
+
+
+# --- fidelity: the harness's step against the notebooks' loop ---------------------------
+def _add_fidelity(sub) -> None:
+    from harness.fidelity import RUN_DEFAULTS, RUN_FLAGS, FidelitySettings
+
+    p = sub.add_parser("fidelity", help="train a variant with the harness's step and the notebooks' loop "
+                                        "over seeds, and compare them",
+                       description="Train a variant with the harness's compiled step and with the notebooks' "
+                                   "loop (same data, order, batch size and initial weights), several seeds "
+                                   "each; compare real_acc, fake_acc, d_loss, g_loss per epoch and the final "
+                                   "FID/KID. Writes fidelity.md, .json and .png to --out; a re-run reuses "
+                                   "each finished (loop, seed).")
+    flags.add_flags(p, RunConfig, only=RUN_FLAGS, defaults=RUN_DEFAULTS,
+                    help={"epochs": f"epochs per (loop, seed) (default: {RUN_DEFAULTS['epochs']})"})
+    flags.add_flags(p, FidelitySettings)
+    _data_root(p)
+    p.set_defaults(handler=cmd_fidelity)
+
+
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    from harness.fidelity import FidelitySettings, run_fidelity
+
+    run = flags.build(RunConfig, flags.values(args, RunConfig))
+    result = run_fidelity(flags.build(FidelitySettings, flags.values(args, FidelitySettings), run=run))
+    with open(result["files"][1]) as table:
+        print(table.read())
+    print("\n".join(["written:", *(f"  {path}" for path in result["files"])]))
     return 0
 
 
 # --- entry point ------------------------------------------------------------------------
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_run, _add_variants, _add_bench, _add_datasets, _add_sample, _add_serve, _add_register, _add_report,
-    _add_study, _add_backbone, _add_eval)
+    _add_study, _add_campaign, _add_backbone, _add_eval, _add_export, _add_fidelity)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -435,51 +584,6 @@ def _unknown_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, ex
     command.error(f"unrecognized arguments: {' '.join(extra)}" + (f" (did you mean {guess}?)" if guess else ""))
 
 
-@contextlib.contextmanager
-def _stderr_silenced():
-    """Send the process's stderr (file descriptor 2) to /dev/null inside the block."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-class _QuietTensorFlow(importlib.abc.MetaPathFinder):
-    """Loads TensorFlow, whenever something first imports it, with stderr silenced.
-
-    Its C++ core prints start-up lines (oneDNN, CUDA drivers, absl's warning)
-    while it loads, before any setting can turn them off; the rest of its
-    logging obeys TF_CPP_MIN_LOG_LEVEL. Loading it only when needed keeps
-    errors and `--help` fast.
-    """
-
-    def find_spec(self, name, path, target=None):
-        if name != "tensorflow":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
-        return spec
-
-
-class _QuietLoader(importlib.abc.Loader):
-    def __init__(self, loader):
-        self.loader = loader
-
-    def create_module(self, spec):
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module):
-        with _stderr_silenced():
-            self.loader.exec_module(module)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (errors for people, never a traceback)."""
     parser = build_parser()
@@ -492,9 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "data_root", None):
         os.environ["HARNESS_DATA_DIR"] = args.data_root
     try:
-        if not args.verbose and "tensorflow" not in sys.modules:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-            sys.meta_path.insert(0, _QuietTensorFlow())
+        if not args.verbose:
+            quiet_tensorflow()
         return args.handler(args) or 0
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -507,10 +610,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a fault of the machine (disk full, permissions), not a bug
         if exc.errno == errno.EPIPE:
             return 0
-        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        run = getattr(exc, "resumable_run", None)
+        hint = f" Fix that, then continue run {run} with --resume." if run else ""
+        print(f"error: {describe_os_error(exc)}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: the run is marked KILLED and its checkpoint kept; continue it with --resume",
+        again = {"campaign": "run the same campaign command again to go on",
+                 "study": "run the same study command again to go on",
+                 "fidelity": "run the same fidelity command again: finished (loop, seed) runs are reused",
+                 }.get(args.command)
+        print(f"interrupted: {again or 'a training run is marked KILLED with its checkpoint; continue it with --resume'}",
               file=sys.stderr)
         return 130
     finally:
