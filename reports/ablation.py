@@ -6,6 +6,20 @@ Two variants are compared when they differ in exactly one axis (see
 are paired by seed; the table gives the mean paired difference (``to`` minus
 ``from``), its t confidence interval, a paired t-test and a Wilcoxon
 signed-rank test (SciPy), so a reader can tell a real effect from seed noise.
+
+The pooled table asks the same question across classes ("does BatchNorm
+help, across classes?"): the same one-axis change, its runs paired by
+(class, seed). FID's scale differs by class (a class at FID 300 moves by tens
+where one at 80 moves by a few), so raw differences would let the noisiest
+class decide. Each pair is put on one scale by itself: its log FID ratio
+ln(FID to / FID from), a relative change that needs no estimated class mean
+(a ratio to the class's mean FID would share one noisy denominator among a
+class's pairs). The mean log ratio, its t interval and both tests are shown
+as a percent change in FID, 100 (exp(x) - 1).
+
+A row with fewer than ``MIN_PAIRS`` pairs gets no verdict: with two pairs the
+t-test has one degree of freedom and the smallest Wilcoxon p is 0.5. Such
+rows are left out of the Holm family, so they cost the others no power.
 """
 
 from __future__ import annotations
@@ -21,6 +35,8 @@ from reports.tables import Column, Table, warnings_of
 from variants.spec import AXES
 
 LEVEL = 0.95
+MIN_PAIRS = 3  # fewer pairs: "too few seeds to tell" instead of a verdict
+TOO_FEW = "too few seeds to tell"
 
 
 @dataclass
@@ -36,10 +52,14 @@ class PairedTest:
 
 
 def paired_test(a: list[float], b: list[float], level: float = LEVEL) -> PairedTest:
-    """Compare paired samples ``a`` and ``b`` (same length, paired by position)."""
+    """Compare paired samples ``a`` and ``b`` (same length, paired by position): tests of ``b - a``."""
+    return difference_test([y - x for x, y in zip(a, b)], level)
+
+
+def difference_test(d: list[float], level: float = LEVEL) -> PairedTest:
+    """Is the mean of the paired differences ``d`` zero? t interval, one-sample t-test, Wilcoxon."""
     from scipy import stats
 
-    d = [y - x for x, y in zip(a, b)]
     n = len(d)
     if n == 0:
         return PairedTest(0, None, None, None, None, None)
@@ -48,7 +68,7 @@ def paired_test(a: list[float], b: list[float], level: float = LEVEL) -> PairedT
         return PairedTest(n, mean, None, None, None, None)
     sd = statistics.stdev(d)
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
-    t_p = float(stats.ttest_rel(b, a).pvalue) if sd > 0 else None
+    t_p = float(stats.ttest_1samp(d, 0.0).pvalue) if sd > 0 else None
     wilcoxon_p = None
     if any(x != 0 for x in d):
         wilcoxon_p = float(stats.wilcoxon(d).pvalue)
@@ -105,33 +125,135 @@ def ablation_table(runs: list[RunRecord], metric: str = "fid", alpha: float = 0.
     cells = _cells(runs, metric)
     rows = []
     for (eval_key, dataset, _), variants in cells.items():
-        for i, axis in enumerate(AXES):
-            order = [str(v) for v in AXES[axis]]
-            for axes_a, seeds_a in variants.items():
-                for axes_b, seeds_b in variants.items():
-                    differ = [j for j in range(len(AXES)) if axes_a[j] != axes_b[j]]
-                    if differ != [i] or _rank(order, axes_a[i]) >= _rank(order, axes_b[i]):
-                        continue
-                    if set(seeds_a) & set(seeds_b):
-                        rows.append(_row(dataset, axis, axes_a[i], axes_b[i], seeds_a, seeds_b, metric))
-    for row, adjusted in zip(rows, holm([r["t_p"] for r in rows])):
-        row["holm_p"] = adjusted
-        if adjusted is not None:
-            row["verdict"] = "differs" if adjusted < alpha else "no evidence"
+        for axis, axes_a, axes_b in _one_axis_pairs(variants):
+            seeds_a, seeds_b = variants[axes_a], variants[axes_b]
+            if set(seeds_a) & set(seeds_b):
+                i = list(AXES).index(axis)
+                rows.append(_row(dataset, axis, axes_a[i], axes_b[i], seeds_a, seeds_b, metric))
+    _decide(rows, alpha)
     rows.sort(key=lambda r: (r["eval"], r["dataset"], list(AXES).index(r["axis"]), r["from"], r["to"],
                              r["variant_a"], r["variant_b"]))
     used = [run for variants in cells.values() for seeds in variants.values() for run in seeds.values()]
-    return Table(
-        name="ablation", title=f"Ablation: effect of one axis on final {metric.upper()}", columns=COLUMNS,
-        rows=rows, warning=warnings_of(used), empty=_why_empty(runs, cells, metric),
+    return _one_evaluation(Table(
+        name="ablation", title=f"Per class: effect of one axis on final {metric.upper()}",
+        columns=COLUMNS, rows=rows, warning=warnings_of(used), empty=_why_empty(runs, cells, metric),
         note=(f"Pairs of variants that differ in exactly this axis, on the same dataset, setting and "
-              f"evaluation (backbone file and sample counts), paired by seed. diff = mean over seeds of "
-              f"({metric.upper()} to - {metric.upper()} from); negative means 'to' is better. CI: t "
-              f"interval at {LEVEL:.0%}; the FIDs, diff and CI of a row are rounded to its CI's half-width. "
-              f"Holm p: the t-test p adjusted (Holm-Bonferroni) over all rows of "
-              f"this table; verdict 'differs' when it is < {alpha}. With few seeds the Wilcoxon test "
-              "cannot reach significance (its smallest p is 2/2^n)."),
-    )
+              f"evaluation (backbone file and sample counts), paired by seed; pairs: the seeds both variants "
+              f"finished. diff = mean over seeds of ({metric.upper()} to - {metric.upper()} from); negative "
+              f"means 'to' is better. CI: t interval at {LEVEL:.0%}; the FIDs, diff and CI of a row are "
+              f"rounded to its CI's half-width. Holm p: the t-test p adjusted (Holm-Bonferroni) over the rows "
+              f"of this table with {MIN_PAIRS}+ pairs; verdict 'differs' when it is < {alpha}. Rows with fewer "
+              f"pairs say '{TOO_FEW}' and show their p-values only for completeness. With few seeds the "
+              f"Wilcoxon test cannot reach significance (its smallest p is 2/2^n: 0.25 for 3 pairs)."),
+    ))
+
+
+POOLED_COLUMNS = [
+    Column("eval", "FID computed with"),
+    Column("axis", "axis"),
+    Column("from", "from"),
+    Column("to", "to"),
+    Column("variant_a", "variant (from)"),
+    Column("variant_b", "variant (to)"),
+    Column("classes", "classes", "int"),
+    Column("n", "pairs", "int"),
+    Column("change", "FID change %", "float", round_to="ci_half"),
+    Column("ci_low", "95% CI low %", "float", round_to="ci_half"),
+    Column("ci_high", "95% CI high %", "float", round_to="ci_half"),
+    Column("t_p", "t-test p", "p"),
+    Column("wilcoxon_p", "Wilcoxon p", "p"),
+    Column("holm_p", "Holm p", "p"),
+    Column("verdict", "verdict"),
+    Column("by_class", "per class: change % (pairs)"),
+    Column("runs", "runs", "runs"),
+]
+
+
+def pooled_table(runs: list[RunRecord], metric: str = "fid", alpha: float = 0.05) -> Table:
+    """One row per (evaluation, setting, one-axis change) measured on two or more classes.
+
+    The runs of each class are paired by seed as in ``ablation_table``; the
+    pairs of all classes are pooled, each as its log ratio ln(to / from)
+    (see the module docstring). ``change`` and its CI are percent changes in
+    FID; the tests are of the mean log ratio; ``n`` counts (class, seed) pairs.
+    """
+    cells = _cells(runs, metric)
+    by_setting: dict[tuple, dict[str, dict]] = defaultdict(dict)
+    for (eval_key, dataset, setting), variants in cells.items():
+        by_setting[(eval_key, setting)][dataset] = variants
+    rows, single = [], []
+    for classes in by_setting.values():
+        changes: dict[tuple, dict[str, tuple]] = defaultdict(dict)  # (axis, from, to) -> class -> seeds
+        for dataset, variants in classes.items():
+            for axis, axes_a, axes_b in _one_axis_pairs(variants):
+                if set(variants[axes_a]) & set(variants[axes_b]):
+                    changes[(axis, axes_a, axes_b)][dataset] = (variants[axes_a], variants[axes_b])
+        for (axis, axes_a, axes_b), per_class in changes.items():
+            if len(per_class) < 2:
+                ((dataset, (seeds_a, seeds_b)),) = per_class.items()
+                single.append(f"{_name(seeds_a)} to {_name(seeds_b)} only on {dataset}")
+                continue
+            i = list(AXES).index(axis)
+            row = _pooled_row(axis, axes_a[i], axes_b[i], per_class, metric)
+            if row is not None:
+                rows.append(row)
+    _decide(rows, alpha)
+    rows.sort(key=lambda r: (r["eval"], list(AXES).index(r["axis"]), r["from"], r["to"], r["variant_a"],
+                             r["variant_b"]))
+    used = [run for variants in cells.values() for seeds in variants.values() for run in seeds.values()]
+    return _one_evaluation(Table(
+        name="ablation_pooled", title=f"Pooled over classes: effect of one axis on final {metric.upper()}",
+        columns=POOLED_COLUMNS, rows=rows, warning=warnings_of(used),
+        empty=_why_not_pooled(cells, single, metric),
+        note=(f"The same one-axis change on every class that ran it with the same setting and evaluation, "
+              f"its runs paired by (class, seed); pairs: all such pairs, classes: how many classes gave them. "
+              f"FID scales differ by class, so each pair counts as its log ratio ln({metric.upper()} to / "
+              f"{metric.upper()} from), a relative change; FID change % = 100 (exp(mean log ratio) - 1), the "
+              f"change of a typical pair, negative when 'to' is better; its CI is the t interval of the mean "
+              f"log ratio at {LEVEL:.0%}, mapped the same way. The t-test and Wilcoxon test are of the log "
+              f"ratios; Holm p adjusts the t-test p over the rows of this table with {MIN_PAIRS}+ pairs (a "
+              f"family apart from the per-class table). Pairs are treated as independent: the result holds "
+              f"for these classes on average, not for other classes, and a change that helps one class and "
+              f"hurts another can pool to no effect (the per-class column and table show it)."),
+    ))
+
+
+def _one_evaluation(table: Table) -> Table:
+    """Name the evaluation in the title, not in every row, when all rows share one."""
+    labels = {row["eval"] for row in table.rows}
+    if len(labels) == 1:
+        table.title += f", computed with {labels.pop()}"
+        table.columns = [c for c in table.columns if c.key != "eval"]
+    return table
+
+
+def _one_axis_pairs(variants: dict[tuple, Any]) -> list[tuple[str, tuple, tuple]]:
+    """(axis, from axes, to axes) for every two variants differing in exactly that axis,
+    'from' being the value listed first in ``AXES`` (e.g. no BatchNorm before BatchNorm)."""
+    found = []
+    for i, axis in enumerate(AXES):
+        order = [str(v) for v in AXES[axis]]
+        for axes_a in variants:
+            for axes_b in variants:
+                differ = [j for j in range(len(AXES)) if axes_a[j] != axes_b[j]]
+                if differ == [i] and _rank(order, axes_a[i]) < _rank(order, axes_b[i]):
+                    found.append((axis, axes_a, axes_b))
+    return found
+
+
+def _decide(rows: list[dict[str, Any]], alpha: float) -> None:
+    """Holm-adjust the t-test p over the rows with enough pairs; set every row's verdict."""
+    family = [row for row in rows if row["n"] >= MIN_PAIRS]
+    for row, adjusted in zip(family, holm([r["t_p"] for r in family])):
+        row["holm_p"] = adjusted
+    for row in rows:
+        adjusted = row.get("holm_p")
+        if row["n"] < MIN_PAIRS:
+            row["holm_p"], row["verdict"] = None, TOO_FEW
+        elif adjusted is None:  # every difference equal: no spread to test against
+            row["verdict"] = "no test (no spread)"
+        else:
+            row["verdict"] = "differs" if adjusted < alpha else "no evidence"
 
 
 def _cells(runs: list[RunRecord], metric: str) -> dict[tuple, dict[tuple, dict[int, RunRecord]]]:
@@ -150,7 +272,7 @@ def _why_empty(runs: list[RunRecord], cells, metric: str) -> str:
     """Why no pair qualified, in terms of the variants that were there."""
     rule = ("Rows come from pairs of variants that differ in exactly one axis (e.g. animals_baseline and bn: "
             "batchnorm) on the same dataset, settings and FID backbone, with at least one seed in common "
-            "(two or more for a test). ")
+            f"({MIN_PAIRS} or more for a verdict). ")
     if not cells:
         if not runs:
             return rule + "No finished training run was read."
@@ -176,6 +298,20 @@ def _why_empty(runs: list[RunRecord], cells, metric: str) -> str:
                if separated else ""))
 
 
+def _why_not_pooled(cells, single: list[str], metric: str) -> str:
+    rule = ("A pooled row needs the same one-axis change run on two or more classes, with the same settings "
+            "and FID backbone, each class with a seed in common between its two variants. ")
+    if not cells:
+        return rule + f"No aggregated run has a final {metric.upper()} with a seed and all axes logged."
+    classes = sorted({key[1] for key in cells})
+    if len(classes) < 2:
+        return rule + f"Only one class was read ({', '.join(map(str, classes))}); the per-class table has its rows."
+    settings = len({key[::2] for key in cells})
+    return (rule + (f"Here: {'; '.join(sorted(set(single)))}." if single else "Here no change qualified.")
+            + (" The classes ran with different settings or FID backbones, so they are not pooled."
+               if settings > 1 else ""))
+
+
 def _pairs(items: list) -> list[tuple]:
     return [(a, b) for i, a in enumerate(items) for b in items[i + 1:]]
 
@@ -193,8 +329,6 @@ def _row(dataset, axis, value_a, value_b, seeds_a, seeds_b, metric) -> dict[str,
     a = [seeds_a[s].metrics[metric] for s in seeds]
     b = [seeds_b[s].metrics[metric] for s in seeds]
     test = paired_test(a, b)
-    # Decided on the Holm-adjusted p once every row is known (ablation_table).
-    verdict = "too few seeds" if test.n < 2 else "no evidence"
     runs = [seeds_a[s].run_id for s in seeds] + [seeds_b[s].run_id for s in seeds]
     return {
         "eval": seeds_a[seeds[0]].eval_label, "dataset": dataset, "axis": axis, "from": value_a, "to": value_b,
@@ -202,9 +336,52 @@ def _row(dataset, axis, value_a, value_b, seeds_a, seeds_b, metric) -> dict[str,
         "a": statistics.fmean(a), "b": statistics.fmean(b),
         "diff": test.mean, "ci_low": test.ci_low, "ci_high": test.ci_high, "t_p": test.t_p,
         "ci_half": None if test.ci_low is None else (test.ci_high - test.ci_low) / 2,
-        "wilcoxon_p": test.wilcoxon_p, "verdict": verdict, "runs": runs,
+        "wilcoxon_p": test.wilcoxon_p, "runs": runs,
     }
 
 
+def _pooled_row(axis, value_a, value_b, per_class: dict[str, tuple], metric) -> dict[str, Any] | None:
+    ratios, by_class, runs_a, runs_b = [], [], [], []
+    for dataset in sorted(per_class):
+        seeds_a, seeds_b = per_class[dataset]
+        seeds = [s for s in sorted(set(seeds_a) & set(seeds_b))
+                 if seeds_a[s].metrics[metric] > 0 and seeds_b[s].metrics[metric] > 0]  # a log needs both > 0
+        logs = [math.log(seeds_b[s].metrics[metric] / seeds_a[s].metrics[metric]) for s in seeds]
+        if not logs:
+            continue
+        ratios += logs
+        by_class.append(f"{dataset} {_percent_text(_percent(statistics.fmean(logs)))} ({len(logs)})")
+        runs_a += [seeds_a[s] for s in seeds]
+        runs_b += [seeds_b[s] for s in seeds]
+    if not ratios:
+        return None
+    test = difference_test(ratios)
+    low, high = _percent(test.ci_low), _percent(test.ci_high)
+    return {
+        "eval": runs_a[0].eval_label, "axis": axis, "from": value_a, "to": value_b,
+        "variant_a": _names(runs_a), "variant_b": _names(runs_b), "classes": len(by_class), "n": test.n,
+        "change": _percent(test.mean), "ci_low": low, "ci_high": high,
+        "ci_half": None if low is None else (high - low) / 2, "mean_log_ratio": test.mean,
+        "t_p": test.t_p, "wilcoxon_p": test.wilcoxon_p, "by_class": ", ".join(by_class),
+        "runs": [r.run_id for r in runs_a] + [r.run_id for r in runs_b],
+    }
+
+
+def _percent(log_ratio: float | None) -> float | None:
+    return None if log_ratio is None else 100.0 * math.expm1(log_ratio)
+
+
+def _percent_text(value: float) -> str:
+    """A per-class change in the 'by class' text: two significant digits, signed (``-8.1%``, ``+12%``)."""
+    if value == 0:
+        return "0%"
+    decimals = min(3, max(0, 1 - math.floor(math.log10(abs(value)))))
+    return f"{value:+.{decimals}f}%"
+
+
 def _name(seeds: dict[int, RunRecord]) -> str:
-    return "/".join(sorted({r.variant for r in seeds.values() if r.variant}))
+    return _names(seeds.values())
+
+
+def _names(runs) -> str:
+    return "/".join(sorted({r.variant for r in runs if r.variant}))

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from reports import collect, plots, render, study_store
-from reports.ablation import ablation_table
+from reports.ablation import ablation_table, pooled_table
+from reports.campaign import Campaign, read_campaign, scope
 from reports.tables import (Selection, Table, by_evaluation, evaluations_table, excluded_table, group_runs,
                             runs_table, select, study_tables, variant_tables, warnings_of)
 
@@ -42,13 +43,18 @@ class BuildResult:
 
 
 def build_report(tracking_uri: str, out: str | Path = "reports/latest", experiments: list[str] | None = None,
-                 formats: tuple[str, ...] = render.FORMATS, storage: str | None = None) -> BuildResult:
+                 formats: tuple[str, ...] = render.FORMATS, storage: str | None = None,
+                 campaign: str | None = None) -> BuildResult:
     """Read ``experiments`` (all when None) from ``tracking_uri`` and studies from ``storage``.
 
-    Writes ``report.md``, one CSV per table, ``report.tex``, ``report.html``
-    (as ``formats`` asks) and ``plots/*.png`` into ``out``. Raises
-    ``TrackingError`` for an unreadable store and ``ConfigError`` for an
-    unknown experiment, format or an unwritable ``out``.
+    With ``campaign``, only that campaign's runs are read (tag
+    ``campaign=<name>``, in those experiments; superseded runs and the parent
+    run left out), no studies, and the report opens with the campaign's scope:
+    its plan, the cells finished / failed / missing, and what the numbers can
+    say. Writes ``report.md``, one CSV per table, ``report.tex``,
+    ``report.html`` (as ``formats`` asks) and ``plots/*.png`` into ``out``.
+    Raises ``TrackingError`` for an unreadable store and ``ConfigError`` for
+    an unknown experiment, campaign, format or an unwritable ``out``.
     """
     start = time.perf_counter()
     unknown = [f for f in formats if f not in render.FORMATS]
@@ -58,8 +64,13 @@ def build_report(tracking_uri: str, out: str | Path = "reports/latest", experime
 
     # --- read ------------------------------------------------------------------------------
     chosen = collect.experiments(tracking_uri, experiments)
-    runs = collect.collect_runs(tracking_uri, chosen)
-    studies = study_store.collect_studies(storage)
+    plan: Campaign | None = None
+    if campaign is None:
+        runs = collect.collect_runs(tracking_uri, chosen)
+        studies = study_store.collect_studies(storage)
+    else:  # a campaign's report is about its runs alone
+        plan = read_campaign(tracking_uri, campaign, chosen)
+        runs, studies = plan.runs, []
     sel = select(runs)
     histories = collect.load_histories(tracking_uri, [r.run_id for r in sel.included])
     out = _prepare(Path(out))
@@ -68,30 +79,43 @@ def build_report(tracking_uri: str, out: str | Path = "reports/latest", experime
     variants = variant_tables(sel.included)
     evaluations = evaluations_table(sel.included)
     ablation = ablation_table(sel.included)
+    pooled = pooled_table(sel.included)
     studies_t = study_tables(studies)
     excluded = excluded_table(sel.excluded)
     behind = runs_table(sel.included)
 
     # --- plots -----------------------------------------------------------------------------
-    figures = _figures(tracking_uri, sel, histories, studies, out / "plots")
+    figures = _figures(tracking_uri, sel, histories, studies, out / "plots", plan.variants if plan else None)
 
     # --- write -----------------------------------------------------------------------------
-    source = [f"MLflow: {tracking_uri} — experiments: {', '.join(sorted(chosen.values())) or 'none'}",
-              f"Optuna: {storage or 'no study storage given or found'}",
+    read = sorted(chosen.values()) if plan is None else sorted({r.experiment for r in runs})
+    source = [f"MLflow: {tracking_uri} — experiments: {', '.join(read) or 'none'}",
+              f"Optuna: {storage or 'no study storage given or found'}" if plan is None else
+              f"Campaign {campaign!r}: only runs tagged campaign={campaign} (its cells), newest first; runs "
+              f"replaced by a rerun and the parent run left out"
+              + (f" (parent run {plan.parent.run_id})" if plan.parent else ""),
               f"{len(runs)} runs read: {len(sel.included)} aggregated, {len(sel.excluded)} left out"
               + (f", {len(sel.trials)} runs of Optuna studies (counted in the study table)" if sel.trials else "")
               + (f", {len(sel.backbones)} training run(s) of the FID backbone (experiment "
-                 f"{collect.BACKBONE_EXPERIMENT!r}; not GAN runs)" if sel.backbones else "")]
-    empty = "" if sel.included else (
-        (f"No finished training runs found in {tracking_uri}" if runs or studies else
-         f"No runs and no studies found in {tracking_uri}")
-        + (f" (experiments: {', '.join(experiments)})" if experiments else "")
-        + ". Train with `python -m harness run` or pass the --tracking-uri your runs were logged to.")
+                 f"{collect.BACKBONE_EXPERIMENT!r}; not GAN runs)" if sel.backbones else "")
+              + (f", {len(sel.campaigns)} parent run(s) of campaigns (plans; not GAN runs)" if sel.campaigns else "")]
+    if plan is not None:
+        empty = "" if sel.included else (
+            f"No finished run of campaign {campaign!r} yet" + (f" in experiments {', '.join(experiments)}"
+                                                                  if experiments else "")
+            + f". Run `python -m harness campaign PLAN` (its plan's name is {campaign!r}) to train its cells.")
+    else:
+        empty = "" if sel.included else (
+            (f"No finished training runs found in {tracking_uri}" if runs or studies else
+             f"No runs and no studies found in {tracking_uri}")
+            + (f" (experiments: {', '.join(experiments)})" if experiments else "")
+            + ". Train with `python -m harness run` or pass the --tracking-uri your runs were logged to.")
     curves = figures["curves"] + figures["samples"]
     sections = [
-        render.Section("Variant x dataset", tables=variants, text=empty),
+        render.Section("Variant x dataset", tables=variants, text=empty, figures=figures["points"]),
         render.Section(evaluations.title, tables=[evaluations]),
-        render.Section(ablation.title, tables=[ablation]),
+        render.Section("Ablation per class", tables=[ablation]),
+        render.Section("Ablation pooled over classes", tables=[pooled]),
         render.Section("Optuna studies", tables=studies_t, figures=figures["studies"],
                        text="" if studies else "No study storage read (pass --storage)."),
         render.Section("Training curves and samples", figures=curves,
@@ -100,10 +124,15 @@ def build_report(tracking_uri: str, out: str | Path = "reports/latest", experime
         render.Section(excluded.title, tables=[excluded]),
         render.Section(behind.title, tables=[behind]),
     ]
+    title = "Which architecture choices matter, for which class"
+    tables = [*variants, evaluations, ablation, pooled, *studies_t, excluded, behind]
+    if plan is not None:
+        head = scope(plan, sel.included)
+        sections = [head] + [s for s in sections if s.title != "Optuna studies"]
+        tables = head.tables + [t for t in tables if t not in studies_t]
+        title = f"Campaign {campaign}: {title[0].lower()}{title[1:]}"
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    report = render.Report(title="Which architecture choices matter, for which class", source=source,
-                           sections=sections)
-    tables = [*variants, evaluations, ablation, *studies_t, excluded, behind]
+    report = render.Report(title=title, source=source, sections=sections)
     seconds = time.perf_counter() - start
     report.footer = f"Generated {generated} from logged values only, in {seconds:.1f} s."
     files = render.write(report, tables, out, formats)
@@ -124,8 +153,9 @@ def _prepare(out: Path) -> Path:
     return out
 
 
-def _figures(tracking_uri: str, sel: Selection, histories, studies, folder: Path) -> dict[str, list[render.Figure]]:
-    figures: dict[str, list[render.Figure]] = {"curves": [], "samples": [], "studies": []}
+def _figures(tracking_uri: str, sel: Selection, histories, studies, folder: Path,
+             order: list[str] | None = None) -> dict[str, list[render.Figure]]:
+    figures: dict[str, list[render.Figure]] = {"curves": [], "samples": [], "studies": [], "points": []}
 
     def add(kind: str, path: Path | None, title: str, caption: str = "", warning: str = "") -> None:
         if path is not None:
@@ -146,7 +176,13 @@ def _figures(tracking_uri: str, sel: Selection, histories, studies, folder: Path
     evaluated = [members for members in by_evaluation(sel.included) if members[0].eval_key is not None]
     for i, members in enumerate(evaluated, start=1):
         label = members[0].eval_label
-        name = "fid.png" if len(evaluated) == 1 else f"fid_{i}.png"
+        suffix = "" if len(evaluated) == 1 else f"_{i}"
+        add("points", plots.seed_points(group_runs(members), "fid", "final FID", folder / f"fid_seeds{suffix}.png",
+                                        order),
+            f"Final FID per variant and class, seeds as points ({label})",
+            "One point per seed (labelled s<seed>), its variant's mean as a bar; n: the seeds that finished. "
+            "Each class has its own FID scale. Lower is better.", warnings_of(members))
+        name = f"fid{suffix}.png"
         add("curves", plots.variant_curves(group_runs(members), histories, "fid", "FID", folder / name),
             f"FID per epoch per variant ({label})", seeds + " Lower is better.", warnings_of(members))
     with tempfile.TemporaryDirectory() as tmp:

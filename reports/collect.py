@@ -27,6 +27,10 @@ SETTING_PARAMS: tuple[str, ...] = tuple(
 
 _AXIS_DEFAULTS = {f.name: f.default for f in dataclasses.fields(VariantSpec) if f.name in AXES}
 
+# The tag of a campaign's parent run (harness/campaign/run.py sets it; that module loads
+# TensorFlow, so the name is repeated here and a test checks the two agree).
+PARENT_TAG = "campaign.parent"
+
 # Per-epoch histories the plots draw.
 HISTORY_KEYS = ("real_acc", "fake_acc", "d_loss", "g_loss", "fid")
 
@@ -55,6 +59,11 @@ class RunRecord:
     def nested(self) -> bool:
         """True for a child run (e.g. an Optuna trial under its study's parent run)."""
         return "mlflow.parentRunId" in self.tags
+
+    @property
+    def campaign_parent(self) -> bool:
+        """True for a campaign's parent run (it holds the plan; no training)."""
+        return self.tags.get(PARENT_TAG) == "true"
 
     @property
     def backbone_training(self) -> bool:
@@ -101,10 +110,9 @@ def experiments(uri: str, names: list[str] | None = None) -> dict[str, str]:
     return chosen
 
 
-def collect_runs(uri: str, experiment_ids: dict[str, str], filter_string: str = "") -> list[RunRecord]:
-    """Every run of ``experiment_ids`` (id -> name), newest first."""
-    runs = tracking.search_runs(uri, list(experiment_ids), filter_string,
-                                order_by=["attributes.start_time DESC"])
+def collect_runs(uri: str, experiment_ids: dict[str, str], tags: dict[str, str] | None = None) -> list[RunRecord]:
+    """Every run of ``experiment_ids`` (id -> name) whose tags equal ``tags``, newest first."""
+    runs = tracking.find_runs(uri, list(experiment_ids.values()), tags=tags)
     return [_record(run, experiment_ids) for run in runs]
 
 

@@ -187,6 +187,58 @@ def variant_curves(groups: dict[tuple[str, str], list[RunRecord]], histories: Hi
     return path
 
 
+def seed_points(groups: dict[tuple[str, str], list[RunRecord]], key: str, ylabel: str, path: Path,
+                order: list[str] | None = None) -> Path | None:
+    """One panel per dataset: each row label's final ``key`` per seed as points, the mean as a bar.
+
+    Each panel has its own y range (FID scales differ by class). Points of
+    one variant sit side by side in seed order, each named by its seed when
+    there are few; ``order`` (row labels) puts e.g. the baseline first.
+    """
+    cells = {(d, label): [r for r in runs if r.seed is not None and _finite(r.metrics.get(key))]
+             for (d, label), runs in groups.items()}
+    datasets = sorted({d for (d, _), runs in cells.items() if runs})
+    if not datasets:
+        return None
+    rank = {label: i for i, label in enumerate(order or [])}
+    plt = _pyplot()
+    labels_per = max(len([1 for (d, _), runs in cells.items() if d == dataset and runs]) for dataset in datasets)
+    fig, panels = _panels(plt, len(datasets), cols=2, height=3.2 + 0.12 * labels_per)
+    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
+                        wspace=0.22, hspace=0.7)
+    for panel, dataset in zip(panels, datasets):
+        labels = sorted((label for (d, label), runs in cells.items() if d == dataset and runs),
+                        key=lambda label: (rank.get(label, len(rank)), label))
+        for x, label in enumerate(labels):
+            runs = sorted(cells[(dataset, label)], key=lambda r: r.seed)
+            values = [float(r.metrics[key]) for r in runs]
+            colour, marker = COLOURS[x % len(COLOURS)], MARKERS[x % len(MARKERS)]
+            offsets = np.linspace(-0.18, 0.18, len(runs)) if len(runs) > 1 else np.zeros(1)
+            panel.scatter(x + offsets, values, color=colour, marker=marker, s=34, zorder=3, edgecolor="white",
+                          linewidth=0.6)
+            panel.hlines(float(np.mean(values)), x - 0.3, x + 0.3, color=colour, linewidth=2.2, zorder=2)
+            if len(runs) <= 5:
+                for dx, value, run in zip(offsets, values, runs):
+                    panel.annotate(f"s{run.seed}", (x + dx, value), xytext=(0, 5), textcoords="offset points",
+                                   ha="center", va="bottom", fontsize=FONT - 3, color="#555", zorder=4,
+                                   bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.8})
+        panel.set_xticks(range(len(labels)))
+        panel.set_xticklabels([f"{label}\n(n={len(cells[(dataset, label)])})" for label in labels],
+                              rotation=30 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
+        panel.set_xlim(-0.6, len(labels) - 0.4)
+        panel.margins(y=0.15)
+        panel.set_title(dataset, loc="left")
+        panel.set_ylabel(ylabel)
+        panel.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def sample_strip(rows: list[tuple[str, list[tuple[int, Path]]]], title: str, path: Path,
                  tile: int = 160) -> Path | None:
     """One row per variant: its logged sample grids from early to late epochs, side by side.

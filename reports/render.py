@@ -35,7 +35,8 @@ class Section:
     title: str
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
-    text: str = ""
+    text: str = ""  # paragraphs, separated by blank lines
+    bullets: list[str] = field(default_factory=list)  # a list shown after the text, before the tables
 
 
 @dataclass
@@ -189,6 +190,8 @@ def write_markdown(report: Report, path: Path) -> Path:
         parts.append(f"## {section.title}\n")
         if section.text:
             parts.append(section.text + "\n")
+        if section.bullets:
+            parts.append("\n".join(f"- {line}" for line in section.bullets) + "\n")
         for table in section.tables:
             heading = table_heading(section, table)
             if heading:
@@ -255,6 +258,9 @@ def write_latex(report: Report, path: Path) -> Path:
         parts.append(rf"\subsection*{{{tex_escape(section.title)}}}")
         if section.text:
             parts.append(tex_escape(section.text))
+        if section.bullets:
+            parts += [r"\begin{itemize}", *[rf"\item {tex_escape(line)}" for line in section.bullets],
+                      r"\end{itemize}"]
         parts += [latex_table(t) for t in section.tables]
         for figure in section.figures:
             rel = figure.path.relative_to(path.parent).as_posix()
@@ -326,8 +332,10 @@ def write_html(report: Report, path: Path) -> Path:
              *[f"<li>{html.escape(line)}</li>" for line in report.source], "</ul>"]
     for section in report.sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
-        if section.text:
-            parts.append(f"<p>{html.escape(section.text)}</p>")
+        parts += [f"<p>{html.escape(paragraph.strip())}</p>" for paragraph in section.text.split("\n\n")
+                  if paragraph.strip()]
+        if section.bullets:
+            parts += ["<ul class='scope'>", *[f"<li>{html.escape(line)}</li>" for line in section.bullets], "</ul>"]
         for table in section.tables:
             heading = table_heading(section, table)
             if heading:

@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.campaign.state import SUPERSEDED_TAG
 from harness.metrics.provenance import EVAL_PARAMS, MIN_TEST_ACCURACY, quality_warning
 from reports.collect import RunRecord
 from reports.study_store import StudyRecord
@@ -94,6 +95,7 @@ class Selection:
     excluded: list[tuple[RunRecord, str]]
     trials: list[RunRecord]  # runs of Optuna studies (parents and trials): in the study table
     backbones: list[RunRecord] = field(default_factory=list)  # trainings of the FID backbone
+    campaigns: list[RunRecord] = field(default_factory=list)  # parent runs of campaigns (plan, no training)
 
 
 def select(runs: list[RunRecord]) -> Selection:
@@ -103,15 +105,21 @@ def select(runs: list[RunRecord]) -> Selection:
     reason; a seed run again keeps only its newest finished run. Runs of
     Optuna studies tune hyperparameters by design, so they are set apart
     (the study table counts their outcomes) rather than averaged here; runs
-    that trained the FID backbone are no GAN runs and are set apart too.
+    that trained the FID backbone are no GAN runs and are set apart too, as
+    are the parent runs of campaigns (they hold a plan). A campaign's run
+    replaced by a rerun (tag ``campaign.superseded``) is excluded, saying so.
     """
-    included, excluded, trials, backbones = [], [], [], []
+    included, excluded, trials, backbones, campaigns = [], [], [], [], []
     seen: set[tuple] = set()
     for run in runs:  # newest first
         if run.backbone_training:
             backbones.append(run)
+        elif run.campaign_parent:
+            campaigns.append(run)
         elif run.nested or "optuna.study_name" in run.tags:
             trials.append(run)
+        elif SUPERSEDED_TAG in run.tags:
+            excluded.append((run, f"superseded in its campaign ({run.tags[SUPERSEDED_TAG]})"))
         elif run.status != "FINISHED":
             excluded.append((run, run.status.lower() + (f": {run.reason}" if run.reason else "")))
         elif run.dataset is None or run.variant is None:
@@ -123,7 +131,7 @@ def select(runs: list[RunRecord]) -> Selection:
             else:
                 seen.add(key)
                 included.append(run)
-    return Selection(included, excluded, trials, backbones)
+    return Selection(included, excluded, trials, backbones, campaigns)
 
 
 def by_evaluation(runs: list[RunRecord]) -> list[list[RunRecord]]:
