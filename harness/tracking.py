@@ -12,20 +12,34 @@ import contextlib
 import errno
 import io
 import json
+import logging
 import os
+import re
 import sqlite3
+import sys
 import tempfile
 import time
 import urllib.parse
+import urllib.request
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from harness import serving
 from harness.errors import ConfigError, TrackingError, describe_os_error
 from harness.urls import redact
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so no schema lock (see schema_lock)
+    fcntl = None
+
+# MLflow (and harness.serving, which imports it) is imported inside the functions that
+# use it: the commands import this module, and `--help`, `variants` and `datasets`
+# must answer without loading MLflow.
 
 PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param value's length
 
@@ -68,8 +82,6 @@ def ensure_store(uri: str) -> None:
             _open_store(uri)
         return
     if uri.startswith(("http://", "https://")):
-        import urllib.request
-
         try:
             urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
         except Exception as exc:  # any network failure means the same to the user
@@ -146,9 +158,7 @@ def schema_lock(path: Path, wait_s: float = LOCK_WAIT_S):
     holds this lock opens the store first; the others then find the schema
     made. Where ``flock`` does not exist (Windows) no lock is taken.
     """
-    try:
-        import fcntl
-    except ImportError:
+    if fcntl is None:
         yield
         return
     lock_path = path.with_name(path.name + ".lock")
@@ -271,8 +281,6 @@ class RunLogger:
         except Exception as exc:
             if not best_effort:
                 raise self._write_error(exc) from None
-            import sys
-
             print(f"warning: could not mark run {self.run_id} {status} in {public(self.uri)!r} ({exc}); it may "
                   "still show as RUNNING.", file=sys.stderr)
 
@@ -317,8 +325,6 @@ class RunLogger:
     # --- files --------------------------------------------------------------------
     def log_png(self, image: np.ndarray, artifact_file: str) -> None:
         """Log a uint8 (H, W, C) array as a PNG at ``artifact_file``."""
-        from PIL import Image
-
         buffer = io.BytesIO()
         Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buffer, "PNG")
         self.log_bytes(buffer.getvalue(), artifact_file)
@@ -338,8 +344,6 @@ class RunLogger:
 
     def log_dataset(self, name: str, path: str, digest: str, count: int, context: str = "training") -> None:
         """Record the training data as a run input (name, source path, fingerprint)."""
-        import warnings
-
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
         from mlflow.entities import DatasetInput, InputTag
@@ -360,10 +364,10 @@ class RunLogger:
         ``mlflow.pyfunc.load_model`` give images by count and seed, and
         ``harness.sampling.load_generator`` gives back the Keras network.
         """
-        import re
-
         import mlflow
         import mlflow.pyfunc
+
+        from harness import serving
 
         active = mlflow.active_run()
         if active is None or active.info.run_id != self.run_id:
@@ -449,8 +453,6 @@ def generator_uri(uri: str, run_id: str) -> str:
 
 def _quiet_mlflow() -> None:
     # MLflow logs every SQLite migration and emoji "view run" link at INFO.
-    import logging
-
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -543,21 +545,6 @@ def list_experiments(uri: str) -> dict[str, str]:
                 return found
     except Exception as exc:  # an unreachable server, a file that is not a store, ...
         raise TrackingError(f"tracking store {public(uri)!r} cannot be read: {exc}") from None
-
-
-def search_runs(uri: str, experiment_ids: list[str], filter_string: str = "",
-                order_by: list[str] | None = None) -> list:
-    """Every run (``mlflow.entities.Run``) of ``experiment_ids`` matching ``filter_string``."""
-    if not experiment_ids:
-        return []
-    c, runs, token = client(uri), [], None
-    while True:
-        page = c.search_runs(list(experiment_ids), filter_string=filter_string, max_results=1000,
-                             order_by=order_by, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def metric_histories(uri: str, run_ids: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, list]]:
