@@ -82,6 +82,21 @@ def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
     return summary
 
 
+def summary_lines(summary: dict[str, Any], objective: str) -> list[str]:
+    """What the ``study`` command prints for one study's ``summary`` (from ``run_study``)."""
+    counts = ", ".join(f"{summary[k]} {k}" for k in ("complete", "pruned", "fail") if summary.get(k))
+    lines = [f"study {summary['study']}: {summary['trials']} trials ({counts or 'none finished'}); "
+             f"MLflow parent run {summary['parent_run_id']}"]
+    if "best_value" in summary:
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in summary["best_params"].items())
+        lines.append(f"  best: trial {summary['best_trial']}, {objective} {summary['best_value']:.4g} "
+                     f"({params}); train it with `python -m harness run --from-study {summary['study']}`")
+    if "metric_note" in summary:
+        lines.append(f"  note: {summary['metric_note']}")
+    return [*lines, f"  dashboard: {summary['dashboard']}"]
+
+
 def _fail_orphans(study, settings: StudySettings, why: str, log) -> None:
     """Fail the trials of dead local workers, and end their MLflow runs FAILED too."""
     numbers = storages.fail_orphans(study)

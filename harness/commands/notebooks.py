@@ -1,0 +1,68 @@
+"""The harness's step against the notebooks' loop: ``bench`` (speed) and ``fidelity`` (results)."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+
+from harness import flags
+from harness.bench import run_benchmark
+from harness.commands.common import add_data_root, names
+from harness.config import RunConfig
+from harness.fidelity import RUN_DEFAULTS, RUN_FLAGS, FidelitySettings, run_fidelity
+from variants import resolve
+
+# bench's defaults are run_benchmark's own.
+_BENCH = inspect.signature(run_benchmark).parameters
+
+
+def add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="training throughput: the harness's step against the notebooks' loop")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--variants", default=",".join(_BENCH["variants"].default), help="comma-separated variant names")
+    p.add_argument("--steps", type=int, default=_BENCH["steps"].default, help="training steps per timed repeat")
+    p.add_argument("--repeats", type=int, default=_BENCH["repeats"].default,
+                   help="alternating repeats per configuration")
+    p.add_argument("--compare-xla", action="store_true", help="also time the step with XLA the other way")
+    flags.add_flags(p, RunConfig, only=["batch_size", "width", "xla", "steps_per_execution"])
+    p.set_defaults(handler=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    variants = tuple(names(args.variants))
+    for name in variants:
+        resolve(name)  # a bad name fails before any timing
+    result = run_benchmark(variants, batch=args.batch_size, steps=args.steps, repeats=args.repeats,
+                           width=args.width, xla=args.xla, steps_per_execution=args.steps_per_execution,
+                           compare_xla=args.compare_xla, log=(lambda *_: None) if args.json else print)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"peak: {result['peak_gflops'] and round(result['peak_gflops'])} GFLOP/s ({result['peak_how']}); "
+              f"a large float32 matrix product here: {result['gemm_gflops']:.0f} GFLOP/s")
+    return 0
+
+
+def add_fidelity(sub) -> None:
+    p = sub.add_parser("fidelity", help="train a variant with the harness's step and the notebooks' loop "
+                                        "over seeds, and compare them",
+                       description="Train a variant with the harness's compiled step and with the notebooks' "
+                                   "loop (same data, order, batch size and initial weights), several seeds "
+                                   "each; compare real_acc, fake_acc, d_loss, g_loss per epoch and the final "
+                                   "FID/KID. Writes fidelity.md, .json and .png to --out; a re-run reuses "
+                                   "each finished (loop, seed).")
+    flags.add_flags(p, RunConfig, only=RUN_FLAGS, defaults=RUN_DEFAULTS,
+                    help={"epochs": f"epochs per (loop, seed) (default: {RUN_DEFAULTS['epochs']})"})
+    flags.add_flags(p, FidelitySettings)
+    add_data_root(p)
+    p.set_defaults(handler=cmd_fidelity)
+
+
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    run = flags.build(RunConfig, flags.values(args, RunConfig))
+    result = run_fidelity(flags.build(FidelitySettings, flags.values(args, FidelitySettings), run=run))
+    with open(result["files"][1]) as table:
+        print(table.read())
+    print("\n".join(["written:", *(f"  {path}" for path in result["files"])]))
+    return 0
