@@ -20,6 +20,9 @@ from harness.data import load_cifar10
 from harness.errors import DataError
 from harness.metrics.backbones.cifar_classifier import NAME, VERSION, augment, build_classifier, one_cycle, save
 
+# Keras and harness.data.pipeline (TensorFlow) are imported inside functions: the CLI
+# imports this module, and `--help`, `variants` and `datasets` must not load them.
+
 EXPERIMENT = "backbones"  # the MLflow experiment of backbone trainings (reports leave it out)
 
 
@@ -37,7 +40,6 @@ def train_backbone(*, epochs: int = 6, data_root: str | Path | None = None, cach
     accuracy is on the (possibly shortened) test split, without test-time
     augmentation.
     """
-    # TensorFlow loads only when training starts: the CLI and the report import this module.
     import keras
 
     from harness.data.pipeline import array_batches

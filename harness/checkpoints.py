@@ -30,6 +30,11 @@ import numpy as np
 
 from harness.errors import HarnessError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so no lock (see lock)
+    fcntl = None
+
 NAME = re.compile(r"^epoch-(\d{4,})\.npz$")
 
 
@@ -269,9 +274,7 @@ def lock(folder: str | Path):
     Raises ``RunBusy`` when another live process holds it. Where ``flock``
     does not exist (Windows) no lock is taken and None is returned.
     """
-    try:
-        import fcntl
-    except ImportError:
+    if fcntl is None:
         return None
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,9 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 
+# Keras and harness.sampling (MLflow) are imported inside functions: the CLI reads
+# FORMATS from this module, and `--help`, `variants` and `datasets` must not load them.
+
 FORMATS = ("h5", "keras", "savedmodel")
 _SUFFIXES = {".h5": "h5", ".hdf5": "h5", ".keras": "keras"}
 
@@ -81,7 +84,7 @@ def export_logged(tracking_uri: str, model_uri: str, out: str | Path, fmt: str |
 
     The destination is checked before anything is downloaded.
     """
-    from harness import sampling  # here, not at the top: the CLI reads FORMATS, and this loads MLflow
+    from harness import sampling
 
     format_for(out, fmt)
     _check_free(Path(out))

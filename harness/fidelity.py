@@ -58,6 +58,10 @@ from harness.errors import ConfigError
 from harness.flags import positive, setting
 from variants import resolve
 
+# Keras, TensorFlow, matplotlib and the modules that load them (the evaluator, the
+# pipeline, the GAN) are imported inside functions: the CLI imports this module to
+# build its flags, and `--help`, `variants` and `datasets` must not load them.
+
 LOOPS = ("harness", "notebook")
 METRICS = ("real_acc", "fake_acc", "d_loss", "g_loss")  # compared per epoch
 FINAL = ("fid", "kid")  # compared at the end
@@ -96,8 +100,6 @@ def run_fidelity(settings: FidelitySettings, log=print) -> dict[str, Any]:
     Returns the comparison (what ``fidelity.json`` holds) with ``files``, the
     paths written.
     """
-    # Imported here, not at the top: the CLI imports this module to build its flags, and
-    # these load SciPy and TensorFlow.
     import keras
     import tensorflow as tf
 
@@ -177,7 +179,7 @@ def run_fidelity(settings: FidelitySettings, log=print) -> dict[str, Any]:
 # --- the two loops ------------------------------------------------------------------------
 def _train(loop: str, spec, images, config: RunConfig, settings: FidelitySettings, seed: int, log):
     """Train one loop for ``config.epochs``; return ({"epochs": [...], "train_seconds"}, generator)."""
-    import keras  # here, not at the top: see run_fidelity
+    import keras
 
     from harness.data.pipeline import epoch_batches
     from harness.gan import GAN

@@ -15,11 +15,15 @@ import math
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from harness import serving, tracking
 from harness.data.registry import class_name
 from harness.errors import ConfigError, TrackingError
 from harness.metrics.provenance import EVAL_PARAMS
+
+# Keras is imported only to load a network: `register`, `serve` and `export` name a
+# generator through this module first, and a bad name must fail without TensorFlow.
 
 # Registry stages MLflow still accepts after ``models:/NAME/``; anything else
 # that is not a version number is taken as an alias.
@@ -172,8 +176,6 @@ def interpolate(generator, pairs: list[tuple[int, int]], steps: int = 8) -> np.n
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
     """Write a uint8 (H, W, C) image as a PNG, creating its folder; return the path."""
-    from PIL import Image
-
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ConfigError(f"--out {str(path)!r} must end in .png.")

@@ -22,6 +22,9 @@ import subprocess
 import sys
 from decimal import Decimal, InvalidOperation
 
+import uvicorn
+from mlflow.pyfunc import scoring_server
+
 from harness import serving
 from harness.errors import ConfigError
 
@@ -75,8 +78,6 @@ def serve(model_uri: str, tracking_uri: str, host: str = DEFAULT_HOST, port: int
 # --- the app: MLflow's scoring app behind RequestCheck ---------------------------------
 def create_app():
     """The ASGI app for the model named by ``$HARNESS_SERVE_MODEL_URI`` (uvicorn's factory)."""
-    from mlflow.pyfunc import scoring_server
-
     model = scoring_server.load_model_with_mlflow_config(os.environ[MODEL_URI_ENV])
     config = getattr(model, "model_config", None) or {}
     return RequestCheck(scoring_server.init(model),
@@ -274,8 +275,6 @@ def _json_type(value) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m harness.serve MODEL_URI``: run the app under uvicorn (MLflow's own server)."""
-    import uvicorn
-
     parser = argparse.ArgumentParser(prog="python -m harness.serve", description=__doc__.splitlines()[0])
     parser.add_argument("model_uri", help="runs:/RUN_ID/generator, models:/NAME/VERSION or a local folder")
     parser.add_argument("--host", default=DEFAULT_HOST)

@@ -33,6 +33,13 @@ import io
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
+from PIL import Image
+
+# Keras (with TensorFlow) is imported inside the functions that run the network:
+# `register` and `serve` name a generator through this module without running it.
 
 KERAS_ARTIFACT = "keras_model"  # the artifacts key of the .keras file
 KERAS_FILE = "generator.keras"
@@ -67,8 +74,6 @@ def generate(generator, noise: np.ndarray) -> np.ndarray:
 
 def png_base64(image: np.ndarray) -> str:
     """A uint8 (H, W, C) image as a base64 PNG string."""
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, "PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -79,9 +84,6 @@ INPUT_EXAMPLE = (pd.DataFrame({"seed": [0], "n": [2]}), {"format": "uint8"})  # 
 
 def signature():
     """The model signature: rows of optional ``n``/``seed``, a ``format`` param, images out."""
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
-
     return ModelSignature(
         inputs=Schema([ColSpec("long", "n", required=False), ColSpec("long", "seed", required=False)]),
         outputs=Schema([ColSpec("long", "seed"),
@@ -159,8 +161,6 @@ def _whole(value, name: str, default):
 def _bad(message: str):
     # An MlflowException with INVALID_PARAMETER_VALUE is answered as HTTP 400
     # with this message; any other exception becomes a vague "unexpected error".
-    from mlflow.exceptions import MlflowException
-
     return MlflowException.invalid_parameter_value(message)
 
 

@@ -13,6 +13,9 @@ from studies import space as spaces
 from studies import storage as storages
 from studies.optimize import RUN_CONFIG_ATTR
 
+# Optuna is imported inside functions: the CLI imports this module (`run
+# --from-study`), and `--help`, `variants` and `datasets` must not load it.
+
 
 def study_best_config(study_name: str, storage: str | None, given: dict[str, Any] | None = None,
                       log=print) -> RunConfig:

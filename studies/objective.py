@@ -21,6 +21,9 @@ from harness.metrics.provenance import DESCRIPTION_PARAMS, EVAL_PARAMS
 from studies import space as spaces
 from studies.storage import worker_id
 
+# Optuna is imported inside functions: the CLI imports this module (through
+# studies.runner), and `--help`, `variants` and `datasets` must not load it.
+
 PARENT_TAG = "mlflow.parentRunId"  # what makes MLflow show a run nested under another
 
 

@@ -6,6 +6,7 @@ runs trials of it, here or in a worker process (studies/workers.py).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from typing import Any
 
@@ -17,6 +18,9 @@ from studies import space as spaces
 from studies import storage as storages
 from studies.objective import Objective
 from studies.settings import StudySettings
+
+# Optuna is imported inside functions: the CLI imports this module (through
+# studies.runner), and `--help`, `variants` and `datasets` must not load it.
 
 # Study attributes that must not change when a study is resumed.
 IDENTITY = ("variant", "dataset", "objective")
@@ -101,10 +105,8 @@ def sampler_for(settings: StudySettings, search: spaces.Space, worker: int, exis
     if settings.sampler == "grid":
         return optuna.samplers.GridSampler(spaces.grid(search), seed=seed)
     if settings.sampler == "cmaes":
-        try:
-            import cmaes  # noqa: F401  (CmaEsSampler fails late without it)
-        except ImportError:
-            raise ConfigError("--sampler cmaes needs the cmaes package: pip install cmaes.") from None
+        if importlib.util.find_spec("cmaes") is None:  # CmaEsSampler fails late without it
+            raise ConfigError("--sampler cmaes needs the cmaes package: pip install cmaes.")
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     return optuna.samplers.TPESampler(seed=seed)
 

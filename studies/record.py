@@ -15,6 +15,9 @@ from typing import Any
 
 from harness import tracking
 
+# Optuna and matplotlib are imported inside functions: the CLI imports this module
+# (through studies.runner), and `--help`, `variants` and `datasets` must not load them.
+
 PARENT_ATTR = "mlflow_parent_run_id"
 
 

@@ -21,6 +21,9 @@ from studies.optimize import load_or_create, optimize, pruner_for, sampler_for, 
 from studies.settings import StudySettings
 from studies.workers import run_workers
 
+# Optuna is imported inside functions: the CLI imports this module, and `--help`,
+# `variants` and `datasets` must not load it.
+
 
 def run_study(settings: StudySettings, log=print) -> dict[str, Any]:
     """Bring ``settings.name`` to ``settings.trials`` trials; return a summary

@@ -23,6 +23,9 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.urls import redact
 
+# Optuna is imported inside functions: the CLI imports this module (through
+# studies.settings), and `--help`, `variants` and `datasets` must not load it.
+
 DEFAULT_SQLITE = "sqlite:///optuna.db"
 DEFAULT_JOURNAL = "journal:optuna.journal"
 HEARTBEAT_S = 30  # a running trial writes a heartbeat this often

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,8 +145,6 @@ def open_parent(plan: Plan, uri: str) -> str:
 
 def work(plan: Plan, options: Options, outcome: Outcome, log) -> None:
     """Claim and train cells until none is left (waiting while other workers may hand one back)."""
-    import time
-
     queue = CellQueue(plan.name, options.url, options.heartbeat_s)
     cells = {cell.key: cell for cell in plan.cells}
     while True:

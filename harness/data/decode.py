@@ -188,7 +188,7 @@ def decode_files(
             pool = None
     results = pool.imap(_decode_job, jobs, chunksize=32) if pool is not None else map(_decode_job, jobs)
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # only with a bar: importing it adds 80 ms to every command
 
         results = tqdm(results, total=len(jobs), desc="decoding", unit="img", file=sys.stderr)
     images: list[np.ndarray] = []

@@ -19,9 +19,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from harness.errors import ConfigError
 from harness.metrics import fid, inception_score, kid
+from harness.metrics.backbones import load_backbone
 from harness.metrics.provenance import EVAL_PARAMS, BackboneIdentity, quality_warning
 from harness.metrics.reference import ReferenceStats, reference_stats
 
@@ -41,8 +43,6 @@ def make_evaluator(*, dataset_key: str, reference_images: np.ndarray, n_samples:
     backbone), "inception" or "cifar10_classifier". Raises ``ConfigError`` when
     the backbone is missing or the inputs are unusable.
     """
-    from harness.metrics.backbones import load_backbone
-
     images = np.asarray(reference_images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ConfigError(f"reference images must be uint8 (N, S, S, 1 or 3), got {images.dtype} {images.shape}.")
@@ -95,8 +95,6 @@ class Evaluator:
 
     def sample(self, generator, *, latent_dim: int, seed: int) -> np.ndarray:
         """Return ``n_samples`` uint8 images, made in fixed-size compiled batches."""
-        import tensorflow as tf
-
         if self._sampler is None or self._sampler[0] is not generator:
             @tf.function(input_signature=[tf.TensorSpec([SAMPLE_BATCH, latent_dim], tf.float32)])
             def to_uint8(z):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.data import cache_root
 from harness.metrics import fid
 
 
@@ -45,8 +46,6 @@ def cache_path(cache_dir: Path, backbone_id: str, dataset_key: str, n_images: in
 def reference_stats(backbone, dataset_key: str, images: np.ndarray, cache_dir: Path | None = None,
                     log=print) -> ReferenceStats:
     """Return the reference statistics of ``images``, from the cache when present."""
-    from harness.data import cache_root
-
     path = cache_path(cache_dir or cache_root(), backbone.cache_id, dataset_key, len(images))
     if path.is_file():
         with np.load(path, allow_pickle=False) as stored:

@@ -12,9 +12,12 @@ name, content md5, settings, test accuracy), ``cache_id``, ``feature_dim`` and
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from harness.data import cache_root
 from harness.errors import ConfigError, unknown_name
+from harness.metrics.backbones import cifar_classifier, inception
 
 BACKBONES = ("auto", "inception", "cifar10_classifier")
 
@@ -26,8 +29,6 @@ def load_backbone(name: str = "auto", *, inception_path: str | Path | None = Non
 
     Raises ``ConfigError`` naming what is missing and how to get it.
     """
-    from harness.metrics.backbones import cifar_classifier, inception
-
     if name not in BACKBONES:
         raise unknown_name("backbone", name, BACKBONES)
 
@@ -58,19 +59,12 @@ def load_backbone(name: str = "auto", *, inception_path: str | Path | None = Non
 
 def _download_if_possible(cache_dir: Path | None) -> Path | None:
     """Download the archive into the cache when a checksum to verify it is known."""
-    import os
-
-    from harness.data import cache_root
-    from harness.metrics.backbones import inception
-
     if not (os.environ.get("HARNESS_INCEPTION_MD5") or inception.ARCHIVE_MD5):
         return None
     return inception.download((cache_dir or cache_root()) / "inception")
 
 
 def _inception_missing(looked: list[Path]) -> str:
-    from harness.metrics.backbones import inception
-
     return (
         f"the Inception graph was not found (looked for {', '.join(str(p) for p in looked)}). "
         f"Download {inception.URL}, check its md5, and pass --inception PATH or put it under "

@@ -23,8 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.checksums import md5_of
+from harness.data import cache_root
 from harness.errors import DataError
+from harness.metrics.backbones.inception import as_rgb_uint8
 from harness.metrics.provenance import BackboneIdentity
+
+# Keras and TensorFlow are imported inside functions: the CLI imports this module
+# (through harness.backbone), and `--help`, `variants` and `datasets` must not load them.
 
 VERSION = 1
 NAME = f"cifar10_classifier-v{VERSION}"
@@ -33,8 +39,6 @@ IMAGE_SIZE = 32
 
 def model_dir(cache_dir: Path | None = None) -> Path:
     """Where the trained backbone lives: <cache>/backbones."""
-    from harness.data import cache_root
-
     return (cache_dir or cache_root()) / "backbones"
 
 
@@ -180,8 +184,6 @@ class CifarClassifierBackbone:
 
     def features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return features (n, 8c) and softmax probabilities (n, 10) of uint8 NHWC images."""
-        from harness.metrics.backbones.inception import as_rgb_uint8
-
         images = _to_32(as_rgb_uint8(images))
         feats, probs = [], []
         for start in range(0, len(images), self.batch_size):
@@ -205,7 +207,7 @@ def identity(path: Path, meta: dict) -> BackboneIdentity:
         ("channels", channels), ("epochs", meta.get("epochs")), ("train_images", meta.get("n_train")),
         ("test_images", meta.get("n_test")), ("seed", meta.get("seed"))) if value is not None)
     accuracy = meta.get("test_accuracy")
-    return BackboneIdentity(name=meta.get("name", NAME), md5=_md5(path), settings=settings,
+    return BackboneIdentity(name=meta.get("name", NAME), md5=md5_of(path), settings=settings,
                             test_accuracy=float(accuracy) if accuracy is not None else None)
 
 
@@ -216,9 +218,3 @@ def _to_32(images: np.ndarray) -> np.ndarray:
 
     resized = tf.image.resize(tf.cast(images, tf.float32), (IMAGE_SIZE, IMAGE_SIZE), method="area")
     return np.clip(np.rint(resized.numpy()), 0, 255).astype(np.uint8)
-
-
-def _md5(path: Path) -> str:
-    from harness.checksums import md5_of
-
-    return md5_of(path)

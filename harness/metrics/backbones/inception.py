@@ -30,8 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from harness.checksums import md5_of
+from harness.data import cache_root
+from harness.data import data_root as default_data_root
 from harness.errors import ConfigError, DataError
 from harness.metrics.provenance import BackboneIdentity
+
+# TensorFlow is imported inside functions: the CLI imports this module (through
+# harness.backbone), and `--help`, `variants` and `datasets` must not load it.
 
 NAME = "inception-2015-12-05"
 URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
@@ -67,9 +72,6 @@ REFERENCE = GraphSignature(resize=(299, 299), feature_dim=2048, num_classes=1008
 def candidates(inception_path: str | Path | None = None, data_root: Path | None = None,
                cache_dir: Path | None = None) -> list[Path]:
     """The places looked at, in order: the argument, $HARNESS_INCEPTION, the data root, the cache."""
-    from harness.data import cache_root
-    from harness.data import data_root as default_data_root
-
     found: list[Path] = []
     for base in (inception_path, os.environ.get("HARNESS_INCEPTION")):
         if base:
