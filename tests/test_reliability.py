@@ -15,9 +15,7 @@ import pytest
 from harness import checkpoints, train
 from harness.config import RunConfig
 from harness.errors import ConfigError, HarnessError
-
-METRICS = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "real_acc", "fake_acc", "d_real", "d_fake",
-           "images_per_s", "epoch_seconds", "tracking_seconds")
+from run_metrics import each_metric_at, logged_epochs
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +50,6 @@ def _config(tracking_uri: str, tmp_path: Path, **changes) -> RunConfig:
                 width=0.125, tracking_uri=tracking_uri, progress=False, xla="off",
                 checkpoint_dir=str(tmp_path / "ck"))
     return RunConfig(**{**base, **changes})
-
-
-def _steps(uri: str, run_id: str) -> dict[str, list[int]]:
-    from harness import tracking
-
-    client = tracking.client(uri)
-    return {key: sorted(m.step for m in client.get_metric_history(run_id, key)) for key in METRICS}
 
 
 def _status(uri: str, run_id: str) -> str:
@@ -97,7 +88,7 @@ def test_disk_full_keeps_the_previous_checkpoint_and_the_run_resumes(tracking_ur
     assert checkpoints.read_meta(folder / "epoch-0001.npz")["epoch"] == 1
     assert _status(tracking_uri, run_id) == "FAILED"
     # The failed epoch was never logged: the checkpoint is written before the metrics.
-    assert _steps(tracking_uri, run_id)["d_loss"] == [1]
+    assert logged_epochs(tracking_uri, run_id)["d_loss"] == [1]
 
     monkeypatch.setattr(np, "savez", real_savez)
     with pytest.raises(ConfigError, match=r"seed: was 0, now 1.*batch_size: was 32, now 16|batch_size.*seed"):
@@ -106,7 +97,7 @@ def test_disk_full_keeps_the_previous_checkpoint_and_the_run_resumes(tracking_ur
     result = train.run(config, resume=run_id, log=lambda _: None)
     assert (result.status, result.epochs_done) == ("FINISHED", 2)
     assert _status(tracking_uri, run_id) == "FINISHED"
-    assert _steps(tracking_uri, run_id) == {key: [1, 2] for key in METRICS}
+    assert logged_epochs(tracking_uri, run_id) == each_metric_at(1, 2)
 
 
 class _Crash(BaseException):
@@ -129,14 +120,14 @@ def test_crash_between_checkpoint_and_metrics_logs_the_epoch_once(tracking_uri, 
         train.run(config, log=lambda _: None)
     run_id = _only_run(tracking_uri)
     saved = checkpoints.read_meta(tmp_path / "ck" / run_id / "epoch-0002.npz")
-    assert _steps(tracking_uri, run_id)["d_loss"] == [1]
+    assert logged_epochs(tracking_uri, run_id)["d_loss"] == [1]
 
     monkeypatch.setattr(tracking.RunLogger, "log_metrics", real)
     lines: list[str] = []
     result = train.run(config, resume=run_id, log=lines.append)
     assert (result.status, result.epochs_done) == ("FINISHED", 2)
     assert any("epoch 2 was checkpointed but not logged" in line for line in lines)
-    assert _steps(tracking_uri, run_id) == {key: [1, 2] for key in METRICS}
+    assert logged_epochs(tracking_uri, run_id) == each_metric_at(1, 2)
     history = tracking.client(tracking_uri).get_metric_history(run_id, "g_loss")
     assert [m.value for m in history if m.step == 2] == [pytest.approx(saved["metrics"]["g_loss"])]
     artifacts = [a.path for a in tracking.client(tracking_uri).list_artifacts(run_id, "samples")]
@@ -162,7 +153,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tracking_uri, 
     assert (result.status, result.epochs_done) == ("FINISHED", 2)
     # Epoch 2 was retrained but its first metrics stay the only ones.
     assert any("epoch 2 was logged before its checkpoint was lost" in line for line in lines)
-    assert _steps(tracking_uri, first.run_id) == {key: [1, 2] for key in METRICS}
+    assert logged_epochs(tracking_uri, first.run_id) == each_metric_at(1, 2)
     # Nothing is lost: the weights, optimiser, noise and shuffle state of epoch 1 retrain
     # epoch 2 into the generator that the lost checkpoint held.
     with np.load(result.checkpoint) as data:
