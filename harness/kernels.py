@@ -14,6 +14,13 @@ these models run at 80-130 GFLOP/s, but two kinds do not:
   step (kernel 4: four 2x2 phases). With kernel 3 the phases are 2x2, 2x1,
   1x2 and 1x1 and the step was no faster, so odd kernels keep the stock op.
 
+A third is not a convolution: Keras 3's BatchNormalization computes the
+batch moments and the normalisation as separate ops, and their gradients as
+several more, each a pass over the activation. ``fused_batch_norm_call``
+trains with TensorFlow's fused kernel (one pass forward, one back), updating
+the moving statistics exactly as Keras does: forward and backward of a
+(128, 32, 32, 128) activation took 215 ms as Keras computes it and 61 ms fused.
+
 ``accelerate(model)`` swaps these into matching layer *instances*: each layer
 keeps its class, config and weights, so a saved model is plain Keras and loads
 anywhere without this module. It is applied on CPUs only; GPU convolutions
@@ -107,6 +114,39 @@ def _subpixel_call(layer, inputs):
     return layer.activation(outputs) if layer.activation is not None else outputs
 
 
+def fused_batch_norm_call(layer, inputs, training=None, mask=None):
+    """``BatchNormalization.call`` with the fused kernel in training; Keras's own call otherwise.
+
+    The fused op normalises with the biased batch variance (as Keras does)
+    and returns the unbiased one, which is rescaled here so that the moving
+    variance is updated with the same value as Keras's.
+    """
+    if not (training and layer.trainable) or mask is not None:
+        return type(layer).call(layer, inputs, training=training, mask=mask)
+    x = tf.cast(inputs, tf.float32)
+    channels = x.shape[-1]
+    gamma = layer.gamma if layer.scale else tf.ones([channels])
+    beta = layer.beta if layer.center else tf.zeros([channels])
+    outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+        x, gamma, beta, epsilon=layer.epsilon, data_format="NHWC", is_training=True)
+    count = tf.cast(tf.size(x) // channels, tf.float32)
+    biased = variance * (count - 1.0) / count
+    layer.moving_mean.assign(layer.moving_mean * layer.momentum + mean * (1.0 - layer.momentum))
+    layer.moving_variance.assign(layer.moving_variance * layer.momentum + biased * (1.0 - layer.momentum))
+    return tf.cast(outputs, inputs.dtype)
+
+
+def eligible_batch_norm(layer) -> bool:
+    """Whether ``layer`` is a BatchNormalization the fused kernel computes the same way."""
+    return (
+        type(layer) is keras.layers.BatchNormalization
+        and layer.axis in (-1, 3, [3], [-1])
+        and not layer.renorm
+        and not getattr(layer, "synchronized", False)
+        and len(layer.input.shape) == 4
+    )
+
+
 def eligible(layer) -> bool:
     """Whether ``layer`` is a convolution ``tap_convolution`` computes faster."""
     return (
@@ -147,5 +187,8 @@ def accelerate(model: keras.Model, force: bool = False) -> list[str]:
             names.append(layer.name)
         elif eligible_transpose(layer):
             layer.call = types.MethodType(_subpixel_call, layer)
+            names.append(layer.name)
+        elif eligible_batch_norm(layer):
+            layer.call = types.MethodType(fused_batch_norm_call, layer)
             names.append(layer.name)
     return names

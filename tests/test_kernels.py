@@ -37,8 +37,8 @@ def test_accelerated_generator_is_unchanged_in_output_and_saved_form(tmp_path):
     spec = resolve("bn_kernel4").scaled(0.125)
     plain, fast = build_generator(spec), build_generator(spec)
     fast.set_weights(plain.get_weights())
-    names = [layer.name for layer in fast.layers if type(layer).__name__ == "Conv2DTranspose"]
-    assert accelerate(fast, force=True) == [*names, "image"] and len(names) == 3
+    names = [layer.name for layer in fast.layers if type(layer).__name__ in ("Conv2DTranspose", "BatchNormalization")]
+    assert accelerate(fast, force=True) == [*names, "image"] and len(names) == 6
     z = np.random.default_rng(0).standard_normal((4, spec.latent_dim)).astype(np.float32)
     np.testing.assert_allclose(fast(z).numpy(), plain(z).numpy(), atol=1e-5)
 
@@ -97,4 +97,34 @@ def test_the_gan_trains_with_the_faster_formulations_on_cpu():
 
     gan = GAN(resolve("bn_kernel4").scaled(0.125))
     swapped = [layer.name for layer in gan.generator.layers if {"call", "convolution_op"} & set(vars(layer))]
-    assert len(swapped) == 4  # three transposed convolutions and the output convolution
+    assert len(swapped) == 7  # three transposed convolutions, their BatchNorms and the output convolution
+
+
+@pytest.mark.parametrize("momentum,scale,center", [(0.99, True, True), (0.8, True, True), (0.9, False, False)])
+def test_fused_batch_norm_trains_and_infers_exactly_like_keras(momentum, scale, center):
+    import keras
+
+    def model():
+        inputs = keras.Input((6, 6, 5))
+        return keras.Model(inputs, keras.layers.BatchNormalization(momentum=momentum, scale=scale,
+                                                                   center=center)(inputs))
+
+    stock, fused = model(), model()
+    fused.set_weights(stock.get_weights())
+    assert len(accelerate(fused, force=True)) == 1
+    rng = np.random.default_rng(7)
+    dy = tf.constant(rng.standard_normal((4, 6, 6, 5)), tf.float32)
+    for step in range(3):  # the moving statistics follow Keras's update, step after step
+        x = tf.constant(rng.standard_normal((4, 6, 6, 5)) * (step + 2) + step, tf.float32)
+        results = []
+        for net in (stock, fused):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = net(x, training=True)
+                loss = tf.reduce_sum(y * dy)
+            results.append([y, *tape.gradient(loss, [x, *net.trainable_variables])])
+        for got, want in zip(results[1], results[0]):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4)
+        for got, want in zip(fused.get_weights(), stock.get_weights()):  # gamma, beta, moving mean/var
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fused(x, training=False).numpy(), stock(x, training=False).numpy(), atol=1e-5)
