@@ -1,9 +1,13 @@
-"""What a training run logs every epoch, and at which epochs a run logged it: for the tests
-that check that no epoch's metrics are lost or logged twice."""
+"""What a training run logs every epoch, at which epochs a run logged it, and a run that dies
+between an epoch's checkpoint and its metrics: for the tests that check that no epoch's metrics
+are lost or logged twice."""
 
 from __future__ import annotations
 
-from harness import tracking
+import pytest
+
+from harness import tracking, train
+from harness.config import RunConfig
 from harness.gan import TRAIN_METRICS
 
 # harness.train.run logs these beside the GAN's own metrics, every epoch.
@@ -20,3 +24,24 @@ def logged_epochs(uri: str, run_id: str) -> dict[str, list[int]]:
 def each_metric_at(*epochs: int) -> dict[str, list[int]]:
     """What ``logged_epochs`` says of a run that logged every metric once at each of ``epochs``."""
     return {key: list(epochs) for key in EPOCH_METRICS}
+
+
+class Died(BaseException):
+    """Stands in for the process dying at an exact point (no ``except Exception`` catches it)."""
+
+
+def die_before_logging(config: RunConfig, epoch: int) -> None:
+    """Train ``config`` until it dies right after checkpointing ``epoch``, before logging its metrics."""
+    real = tracking.RunLogger.log_metrics
+
+    def log_metrics(self, metrics, step):
+        if step == epoch:
+            raise Died
+        return real(self, metrics, step)
+
+    tracking.RunLogger.log_metrics = log_metrics
+    try:
+        with pytest.raises(Died):
+            train.run(config, log=lambda _: None)
+    finally:
+        tracking.RunLogger.log_metrics = real

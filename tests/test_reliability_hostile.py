@@ -27,6 +27,7 @@ from harness import checkpoints, tracking, train
 from harness.config import RunConfig
 from harness.data import decode, load_dataset
 from harness.errors import HarnessError, TrackingError, describe_os_error
+from run_metrics import die_before_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,26 +70,12 @@ def store_copy(empty_store, tmp_path, monkeypatch) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
-class _Crash(BaseException):
-    """Stands in for the process dying right after epoch 2's checkpoint."""
-
-
-def _crashed_run(uri: str, tmp_path: Path, monkeypatch) -> tuple[RunConfig, str, Path]:
+def _crashed_run(uri: str, tmp_path: Path) -> tuple[RunConfig, str, Path]:
     """A 3-epoch run that died after checkpointing epoch 2: (config, run id, checkpoint folder)."""
     config = RunConfig(variant="animals_baseline", dataset="horses", epochs=3, batch_size=32, max_images=64,
                        width=0.125, tracking_uri=uri, progress=False, xla="off",
                        checkpoint_dir=str(tmp_path / "ck"))
-    real = tracking.RunLogger.log_metrics
-
-    def log_metrics(self, metrics, step):
-        if step == 2:
-            raise _Crash
-        return real(self, metrics, step)
-
-    monkeypatch.setattr(tracking.RunLogger, "log_metrics", log_metrics)
-    with pytest.raises(_Crash):
-        train.run(config, log=lambda _: None)
-    monkeypatch.setattr(tracking.RunLogger, "log_metrics", real)
+    die_before_logging(config, epoch=2)
     [folder] = (tmp_path / "ck").iterdir()
     assert [p.name for p in checkpoints.list_checkpoints(folder)] == ["epoch-0001.npz", "epoch-0002.npz"]
     return config, folder.name, folder
@@ -110,9 +97,8 @@ def _run_status(uri: str, run_id: str) -> str:
     return tracking.client(uri).get_run(run_id).info.status
 
 
-def test_a_newest_checkpoint_without_fixed_noise_falls_back_to_the_previous_one(store_copy, tmp_path, monkeypatch,
-                                                                                data_root):
-    config, run_id, folder = _crashed_run(store_copy, tmp_path, monkeypatch)
+def test_a_newest_checkpoint_without_fixed_noise_falls_back_to_the_previous_one(store_copy, tmp_path, data_root):
+    config, run_id, folder = _crashed_run(store_copy, tmp_path)
     _rewrite(folder / "epoch-0002.npz", drop=("extra/fixed_noise",))
     lines: list[str] = []
     result = train.run(config, resume=run_id, log=lines.append)
@@ -121,8 +107,8 @@ def test_a_newest_checkpoint_without_fixed_noise_falls_back_to_the_previous_one(
     assert _run_status(store_copy, run_id) == "FINISHED"
 
 
-def test_a_checkpoint_whose_name_and_metadata_disagree_is_refused(store_copy, tmp_path, monkeypatch, data_root):
-    config, run_id, folder = _crashed_run(store_copy, tmp_path, monkeypatch)
+def test_a_checkpoint_whose_name_and_metadata_disagree_is_refused(store_copy, tmp_path, data_root):
+    config, run_id, folder = _crashed_run(store_copy, tmp_path)
     _rewrite(folder / "epoch-0002.npz", epoch=3)  # it would skip epoch 3 and call the run finished
     lines: list[str] = []
     result = train.run(config, resume=run_id, log=lines.append)
