@@ -34,6 +34,10 @@ import numpy as np
 from variants import resolve
 from variants.spec import VariantSpec
 
+# Keras, TensorFlow and the modules that load them (the builders, the pipeline, the
+# GAN) are imported inside functions: the CLI reads run_benchmark's defaults from this
+# module, and `--help`, `variants` and `datasets` must not load them.
+
 
 def forward_flops(model) -> int:
     """FLOPs of one forward pass of ``model`` for one image/noise vector."""
