@@ -1,4 +1,4 @@
-"""What one epoch of training shows and guards: the progress bar, the summary line, the NaN guard."""
+"""Keras callbacks for one epoch of training: the progress bar and the NaN guard."""
 
 from __future__ import annotations
 
@@ -37,36 +37,6 @@ class ProgressBar(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.bar is not None:
             self.bar.close()
-
-
-class EpochLine:
-    """One line per epoch, on a terminal or in a log file alike: progress, the losses and
-    accuracies, speed, and the time left for the whole run."""
-
-    SHOWN = ("d_loss", "g_loss", "real_acc", "fake_acc")
-
-    def __init__(self, epochs: int, first_epoch: int, log=print):
-        self.epochs, self.first, self.log = epochs, first_epoch, log
-        self.spent = 0.0
-
-    def report(self, epoch: int, metrics: dict[str, float], seconds: float) -> None:
-        """Print epoch ``epoch``'s line; ``seconds`` is all it took (training, evaluation, saving)."""
-        self.spent += seconds
-        left = (self.epochs - epoch) * self.spent / (epoch - self.first + 1)
-        values = " ".join(f"{k} {metrics[k]:.3f}" for k in self.SHOWN if k in metrics)
-        scores = " ".join(f"{k} {metrics[k]:.4g}" for k in ("fid", "kid", "is") if k in metrics)
-        self.log(f"epoch {epoch}/{self.epochs}: {values}{' | ' + scores if scores else ''} | "
-                 f"{metrics.get('images_per_s', 0):.1f} img/s, {seconds:.1f} s | ETA {duration(left)}")
-
-
-def duration(seconds: float) -> str:
-    """``3h05m``, ``4m07s`` or ``12s``."""
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 class NonFiniteGuard(keras.callbacks.Callback):

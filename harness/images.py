@@ -23,3 +23,19 @@ def grid(images: np.ndarray, cols: int | None = None, pad: int = 2) -> np.ndarra
         y, x = pad + r * (h + pad), pad + k * (w + pad)
         out[y:y + h, x:x + w] = image
     return out
+
+
+VIEWABLE = 64  # px: each image of a grid at least this wide, so a 32x32 sample is not a thumbnail
+
+
+def viewable_scale(size: int) -> int:
+    """The whole-number enlargement that makes a ``size``-pixel image at least ``VIEWABLE`` wide."""
+    return max(1, math.ceil(VIEWABLE / size))
+
+
+def enlarged(image: np.ndarray, scale: int) -> np.ndarray:
+    """``image`` (H, W, C) ``scale`` times larger, each pixel a ``scale`` x ``scale`` block
+    (nearest neighbour: no smoothing is invented between a generator's pixels)."""
+    if scale == 1:
+        return image
+    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)

@@ -33,7 +33,8 @@ from harness import checkpoints, tracking
 from harness.config import RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError, TrainingFailed
-from harness.images import grid, to_uint8
+from harness.images import enlarged, grid, to_uint8, viewable_scale
+from harness.progress import EpochLine
 from variants import canonical_name, resolve
 
 SAMPLE_GRID = 64  # images in each epoch's sample grid (8 x 8)
@@ -93,7 +94,7 @@ def run(config: RunConfig, *, resume: str | None = None,
     import keras
     import tensorflow as tf
 
-    from harness.callbacks import EpochLine, NonFiniteGuard, ProgressBar
+    from harness.callbacks import NonFiniteGuard, ProgressBar
     from harness.data.pipeline import epoch_batches
     from harness.gan import GAN
 
@@ -342,7 +343,7 @@ def _evaluator(config: RunConfig, spec, dataset, log):
 
 def _sample_grid(gan, noise: np.ndarray) -> np.ndarray:
     images = to_uint8(gan.sample(noise).numpy())
-    return grid(images, cols=int(math.sqrt(len(images))))
+    return enlarged(grid(images, cols=int(math.sqrt(len(images)))), viewable_scale(images.shape[1]))
 
 
 def _pip_requirements() -> list[str]:

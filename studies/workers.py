@@ -10,38 +10,19 @@ and tracking server.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
+from harness import processes
 from harness.errors import HarnessError
 from studies.optimize import optimize
 from studies.settings import StudySettings
 
 
 def run_workers(settings: StudySettings, shares: list[int], log=print) -> list[int]:
-    """Start one worker per entry of ``shares`` (its trial count) and wait for all.
-
-    Returns the exit codes. A worker that fails is reported, not fatal: its
-    trial is marked FAIL afterwards and a re-run replaces it. Interrupting the
-    runner stops the workers (each ends its MLflow run KILLED).
-    """
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    procs = [subprocess.Popen([sys.executable, "-m", "studies.workers", settings.to_json(), str(n), str(i)],
-                              env=env)
-             for i, n in enumerate(shares)]
-    log(f"started {len(procs)} workers: pids {', '.join(str(p.pid) for p in procs)}")
-    try:
-        codes = [p.wait() for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            p.wait()
-    for i, code in enumerate(codes):
-        if code != 0:
-            log(f"worker {i} (pid {procs[i].pid}) exited with code {code}; see its output above")
-    return codes
+    """Start one worker per entry of ``shares`` (its trial count) and wait for all; return
+    the exit codes. A failed worker's trial is marked FAIL afterwards; a re-run replaces it."""
+    return processes.run_workers([[sys.executable, "-m", "studies.workers", settings.to_json(), str(n), str(i)]
+                                  for i, n in enumerate(shares)], log=log)
 
 
 def main(argv: list[str]) -> int:

@@ -57,10 +57,10 @@ def read_png(path) -> np.ndarray:
 
 
 def read_png_of(uri: str, model: str) -> np.ndarray:
-    """The 2-image grid that ``sample --n 2`` writes for ``model``."""
-    from harness.images import grid
+    """The 2-image grid that ``sample --n 2`` writes for ``model`` (32x32 images shown at 64)."""
+    from harness.images import enlarged, grid
 
-    return grid(sampling.sample(sampling.load_generator(uri, model), [0, 1]))
+    return enlarged(grid(sampling.sample(sampling.load_generator(uri, model), [0, 1])), 2)
 
 
 def test_run_logs_a_pyfunc_generator_and_registers_it(data_root, store, tmp_path, capsys):
@@ -97,11 +97,15 @@ def test_sample_writes_a_reproducible_grid_and_single_pngs(store, tmp_path):
     assert cli.main([*args, "--out", str(tmp_path / "b.png")]) == 0
 
     grid = read_png(tmp_path / "a.png")
-    assert grid.shape == (2 * 34 + 2, 3 * 34 + 2, 3)  # 6 images: 3 columns, 2 rows, 2 px padding
+    # 6 images: 3 columns, 2 rows, 2 px padding, then each pixel a 2x2 block (32x32 images shown at 64)
+    assert grid.shape == (2 * (2 * 34 + 2), 2 * (3 * 34 + 2), 3)
     assert np.array_equal(grid, read_png(tmp_path / "b.png"))
     singles = sorted(p.name for p in (tmp_path / "each").iterdir())
     assert singles == [f"seed_{s:06d}.png" for s in range(3, 9)]
-    assert np.array_equal(read_png(tmp_path / "each" / "seed_000004.png"), grid[2:34, 36:68])
+    single = read_png(tmp_path / "each" / "seed_000004.png")  # at its own size
+    assert np.array_equal(single, grid[4:68:2, 72:136:2]) and np.array_equal(single, grid[5:68:2, 73:136:2])
+    assert cli.main([*args, "--out", str(tmp_path / "c.png"), "--scale", "1"]) == 0
+    assert np.array_equal(read_png(tmp_path / "c.png"), grid[::2, ::2])
 
 
 def test_interpolation_strip_runs_from_one_seed_to_the_other(store, tmp_path):
@@ -113,7 +117,7 @@ def test_interpolation_strip_runs_from_one_seed_to_the_other(store, tmp_path):
     assert np.array_equal(strip[-1], sampling.sample(generator, [2])[0])
     assert cli.main(["sample", "--run-id", run_id, "--interpolate", "1", "2", "--interpolate", "3", "4",
                      "--steps", "5", "--out", str(tmp_path / "strip.png"), "--tracking-uri", store]) == 0
-    assert read_png(tmp_path / "strip.png").shape == (2 * 34 + 2, 5 * 34 + 2, 3)
+    assert read_png(tmp_path / "strip.png").shape == (2 * (2 * 34 + 2), 2 * (5 * 34 + 2), 3)
 
 
 def test_slerp_follows_the_great_circle():

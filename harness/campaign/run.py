@@ -9,8 +9,6 @@ print a line with the campaign's position and ETA; until no cell is left.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,8 +16,8 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from harness import checkpoints, tracking, train
-from harness.callbacks import duration
+from harness import checkpoints, processes, tracking, train
+from harness.progress import duration
 from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG, Cell, Plan
 from harness.campaign.queue import CellQueue
 from harness.campaign.state import SUPERSEDED_TAG, CellState, cell_states, cell_work, seconds_per_image_epoch
@@ -240,15 +238,4 @@ def _start_workers(plan: Plan, options: Options, log) -> int:
     command = [sys.executable, "-m", "harness", "campaign", plan.path, "--worker", "--storage", options.url,
                "--heartbeat", str(options.heartbeat_s), "--tracking-uri", plan.cells[0].config.tracking_uri,
                "--checkpoint-dir", plan.cells[0].config.checkpoint_dir]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    procs = [subprocess.Popen(command, env=env) for _ in range(options.workers)]
-    log(f"started {len(procs)} workers: pids {', '.join(str(p.pid) for p in procs)}")
-    try:
-        codes = [p.wait() for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            p.wait()
-    return sum(code != 0 for code in codes)
+    return sum(code != 0 for code in processes.run_workers([command] * options.workers, log=log))

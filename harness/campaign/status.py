@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from harness.callbacks import duration
+from harness.progress import duration
 from harness.campaign.plan import Plan
 from harness.campaign.queue import CellQueue
 from harness.campaign.state import CellState, cell_states, cell_work, seconds_per_image_epoch

@@ -14,7 +14,7 @@ from harness.commands.common import add_data_root, add_tracking
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.export import FORMATS, export_logged, format_for
-from harness.images import grid
+from harness.images import enlarged, grid, viewable_scale
 
 # harness.sampling and harness.serve import MLflow, the evaluations SciPy and
 # MLflow: they are imported in the handlers, so that `--help`, `variants` and
@@ -72,11 +72,17 @@ def add_sample(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the first image (default: %(default)s)")
     p.add_argument("--out", default="samples.png", help="the grid PNG (default: %(default)s)")
     p.add_argument("--cols", type=int, help="grid columns (default: a square)")
-    p.add_argument("--out-dir", help="also write each image as DIR/seed_NNNNNN.png")
+    p.add_argument("--scale", type=int, help="enlarge the grid N times, each pixel an N x N block "
+                                             "(default: images at least 64 px wide, 2 for 32x32)")
+    p.add_argument("--out-dir", help="also write each image, at its own size, as DIR/seed_NNNNNN.png")
     p.add_argument("--interpolate", type=int, nargs=2, action="append", metavar=("SEED_A", "SEED_B"),
                    help="instead of the grid, a strip from SEED_A to SEED_B (repeat for more rows)")
     p.add_argument("--steps", type=int, default=8, help="images per interpolation strip")
     p.set_defaults(handler=cmd_sample)
+
+
+def _viewable(image, images, scale: int | None):
+    return enlarged(image, scale or viewable_scale(images.shape[1]))
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -84,6 +90,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.cols is not None and args.cols < 1:
         raise ConfigError(f"--cols {args.cols} must be at least 1.")
+    if args.scale is not None and not 1 <= args.scale <= 32:
+        raise ConfigError(f"--scale {args.scale} must be from 1 to 32.")
     seeds = sampling.seeds_from(args.seed, args.n) if not args.interpolate else []
     if args.generator:
         external.one_source(args.generator, run_id=args.run_id, model=args.model, best=args.best)
@@ -93,11 +101,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
         generator = sampling.load_generator(args.tracking_uri, uri)
     if args.interpolate:
         images = sampling.interpolate(generator, [tuple(p) for p in args.interpolate], args.steps)
-        path = sampling.save_png(grid(images, cols=args.steps), args.out)
+        path = sampling.save_png(_viewable(grid(images, cols=args.steps), images, args.scale), args.out)
         print(f"{len(args.interpolate)} interpolation strip(s) of {args.steps} from {uri} -> {path}")
         return 0
     images = sampling.sample(generator, seeds)
-    path = sampling.save_png(grid(images, cols=args.cols), args.out)
+    path = sampling.save_png(_viewable(grid(images, cols=args.cols), images, args.scale), args.out)
     print(f"{len(images)} images (seeds {seeds[0]}..{seeds[-1]}) from {uri} -> {path}")
     if args.out_dir:
         paths = sampling.save_each(images, seeds, args.out_dir)
