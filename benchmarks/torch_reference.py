@@ -145,6 +145,37 @@ class Step:
         self.g_opt.step()
 
 
+def prepared(name: str, batch: int) -> tuple[Step, torch.Tensor]:
+    """A warmed-up step of variant ``name`` and a uint8 batch to train it on."""
+    spec = resolve(name)
+    images = torch.from_numpy(np.random.default_rng(0).integers(
+        0, 256, (batch, spec.channels, spec.image_size, spec.image_size), dtype=np.uint8)
+    ).contiguous(memory_format=torch.channels_last)
+    step = Step(spec)
+    step(images), step(images)
+    return step, images
+
+
+def timed(step: Step, images: torch.Tensor, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(images)
+    return steps * images.shape[0] / (time.perf_counter() - start)
+
+
+def serve(batch: int) -> None:
+    """Read ``VARIANT STEPS`` lines, answer each with the img/s of that many steps."""
+    import sys
+
+    steps: dict[str, tuple[Step, torch.Tensor]] = {}
+    print(f"ready torch {torch.__version__} threads {torch.get_num_threads()}", flush=True)
+    for line in sys.stdin:
+        name, count = line.split()
+        if name not in steps:
+            steps[name] = prepared(name, batch)
+        print(f"{timed(*steps[name], int(count)):.4f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default="animals_baseline,bn_kernel4")
@@ -152,24 +183,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--serve", action="store_true",
+                        help="answer 'VARIANT STEPS' lines on stdin with img/s (how `harness bench --torch` "
+                             "times PyTorch in its own alternation)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    steps = {}
-    for name in args.variants.split(","):
-        spec = resolve(name)
-        images = torch.from_numpy(np.random.default_rng(0).integers(
-            0, 256, (args.batch_size, spec.channels, spec.image_size, spec.image_size), dtype=np.uint8)
-        ).contiguous(memory_format=torch.channels_last)
-        step = Step(spec)
-        step(images), step(images)  # warm up
-        steps[name] = (step, images)
+    if args.serve:
+        serve(args.batch_size)
+        return
+    steps = {name: prepared(name, args.batch_size) for name in args.variants.split(",")}
     rates: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(args.repeats):  # A B A B ...: drift hits every variant alike
         for name, (step, images) in steps.items():
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                step(images)
-            rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))
+            rates[name].append(timed(step, images, args.steps))
     result = {name: {"img_s": statistics.median(r), "runs": r} for name, r in rates.items()}
     result["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads()}
     if args.json:

@@ -27,10 +27,12 @@ import platform
 import re
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.errors import ConfigError
 from variants import resolve
 from variants.spec import VariantSpec
 
@@ -238,10 +240,63 @@ def sampling_rate(spec: VariantSpec, batch: int = 1000, repeats: int = 3) -> flo
     return statistics.median(rates)
 
 
+class TorchReference:
+    """The same variant and step in PyTorch (benchmarks/torch_reference.py), in a process of
+    its own ``python`` (PyTorch is not a dependency), timed in the same alternation."""
+
+    SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "torch_reference.py"
+
+    def __init__(self, python: str, name: str, batch: int):
+        import subprocess
+
+        if not self.SCRIPT.is_file():
+            raise ConfigError(f"--torch needs {self.SCRIPT} (run bench from a checkout of the repository).")
+        env = {**os.environ, "PYTHONPATH": str(self.SCRIPT.parent.parent)}
+        try:
+            self.proc = subprocess.Popen([python, str(self.SCRIPT), "--serve", "--batch-size", str(batch)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        except OSError as exc:
+            raise ConfigError(f"--torch {python!r} cannot be started ({exc.strerror}); pass the python of "
+                              "an environment with PyTorch installed.") from None
+        self.version = self._read()
+        if not self.version.startswith("ready"):
+            raise ConfigError(f"--torch {python!r} did not start the PyTorch reference: {self.version!r}.")
+        self.name = name
+
+    def _read(self) -> str:
+        line = self.proc.stdout.readline().strip()
+        if not line:
+            raise ConfigError("the PyTorch reference process stopped (its error is above); check that "
+                              "--torch names a python with torch and numpy installed.")
+        return line
+
+    def run(self, steps: int) -> float:
+        self.proc.stdin.write(f"{self.name} {steps}\n")
+        self.proc.stdin.flush()
+        return float(self._read())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def all_variants() -> tuple[str, ...]:
+    """``--variants all``: every preset, and every single-axis change of the baseline."""
+    from variants import BASELINE, PRESETS
+    from variants.grammar import grid_names
+
+    return tuple(dict.fromkeys([*PRESETS, *grid_names(BASELINE.name, "one-at-a-time", None, "bench")]))
+
+
 def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4"), *, batch: int = 128,
                   steps: int = 20, repeats: int = 3, width: float = 1.0, xla: str = "auto",
-                  steps_per_execution: int = 1, compare_xla: bool = False, log=print) -> dict[str, Any]:
-    """Measure every variant; return the JSON-able result (see ``python -m harness bench --json``)."""
+                  steps_per_execution: int = 1, compare_xla: bool = False, torch: str | None = None,
+                  log=print) -> dict[str, Any]:
+    """Measure every variant; return the JSON-able result (see ``python -m harness bench --json``).
+
+    ``torch``: the python of an environment with PyTorch, to time the same
+    architecture and step there too (``torch_img_s``).
+    """
     import keras
     import tensorflow as tf
 
@@ -258,17 +313,24 @@ def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4")
     }
     for name in variants:
         spec = resolve(name).scaled(width) if width != 1.0 else resolve(name)
-        trainers = {"harness": HarnessTrainer(spec, batch, xla, steps_per_execution),
-                    "notebook": NotebookTrainer(spec, batch)}
+        trainers: dict[str, Any] = {"harness": HarnessTrainer(spec, batch, xla, steps_per_execution),
+                                    "notebook": NotebookTrainer(spec, batch)}
         if compare_xla:  # the same step with XLA the other way round
             other = "off" if xla == "on" else "on"
             trainers[f"harness_xla_{other}"] = HarnessTrainer(spec, batch, other, steps_per_execution)
-        for trainer in trainers.values():  # compile and warm up everything before timing
-            trainer.run(2 * steps_per_execution if isinstance(trainer, HarnessTrainer) else 2)
-        runs: dict[str, list[float]] = {key: [] for key in trainers}
-        for _ in range(repeats):  # A B A B ...: drift hits every configuration alike
-            for key, trainer in trainers.items():
-                runs[key].append(trainer.run(steps))
+        if torch:
+            trainers["torch"] = TorchReference(torch, name, batch)
+        try:
+            for trainer in trainers.values():  # compile and warm up everything before timing
+                trainer.run(2 * steps_per_execution if isinstance(trainer, HarnessTrainer) else 2)
+            runs: dict[str, list[float]] = {key: [] for key in trainers}
+            for _ in range(repeats):  # A B A B ...: drift hits every configuration alike
+                for key, trainer in trainers.items():
+                    runs[key].append(trainer.run(steps))
+        finally:
+            if torch:
+                result["torch"] = trainers["torch"].version
+                trainers["torch"].close()
         ours, theirs = runs["harness"], runs["notebook"]
         flops = step_flops(spec)
         h, n = statistics.median(ours), statistics.median(theirs)
@@ -281,12 +343,37 @@ def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4")
             "harness_runs": ours, "notebook_runs": theirs,
         }
         for key in trainers:
-            if key.startswith("harness_xla_"):
+            if key.startswith("harness_xla_") or key == "torch":
                 row[f"{key}_img_s"] = statistics.median(runs[key])
                 row[f"{key}_runs"] = runs[key]
+        if torch:
+            row["vs_torch"] = h / row["torch_img_s"]
         result["variants"][name] = row
-        extra = "".join(f", {k} {statistics.median(v):.1f} img/s" for k, v in runs.items() if k.startswith("harness_xla"))
+        extra = "".join(f", {k} {statistics.median(v):.1f} img/s" for k, v in runs.items()
+                        if k.startswith("harness_xla") or k == "torch")
         log(f"{name}: harness {h:.1f} img/s, notebook {n:.1f} img/s, x{h / n:.2f}{extra}; "
             f"{flops / 1e9:.2f} GFLOP/img -> {row['achieved_gflops']:.1f} GFLOP/s"
             + (f" ({100 * row['peak_fraction']:.0f}% of peak)" if row["peak_fraction"] else ""))
     return result
+
+
+def table(result: dict[str, Any]) -> str:
+    """The result as a Markdown table, one row per variant."""
+    torch = any("torch_img_s" in row for row in result["variants"].values())
+    xla = next((k[:-6] for row in result["variants"].values() for k in row if k.startswith("harness_xla_")
+                and k.endswith("_img_s")), None)
+    head = ["variant", "GFLOP/img", "notebook img/s", "harness img/s", "x notebook"]
+    head += ["PyTorch img/s", "x PyTorch"] if torch else []
+    head += [f"{xla.replace('harness_', 'harness ').replace('_', ' ')} img/s"] if xla else []
+    head += ["% of peak"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, row in result["variants"].items():
+        cells = [f"`{name}`", f"{row['gflop_per_img']:.2f}", f"{row['notebook_img_s']:.1f}",
+                 f"{row['harness_img_s']:.1f}", f"{row['speedup']:.2f}"]
+        if torch:
+            cells += [f"{row['torch_img_s']:.1f}", f"{row['vs_torch']:.2f}"]
+        if xla:
+            cells += [f"{row[f'{xla}_img_s']:.1f}"]
+        cells += [f"{100 * row['peak_fraction']:.0f}%" if row["peak_fraction"] else "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

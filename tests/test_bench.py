@@ -52,3 +52,34 @@ def test_bench_smoke_json():
     assert row["speedup"] == pytest.approx(row["harness_img_s"] / row["notebook_img_s"])
     assert "peak_gflops" in result and result["gemm_gflops"] > 0
     assert row["gemm_fraction"] == pytest.approx(row["achieved_gflops"] / result["gemm_gflops"])
+
+
+def test_all_is_every_preset_and_every_single_change_of_the_baseline():
+    from harness.bench import all_variants
+    from variants import PRESETS, resolve
+
+    names = all_variants()
+    assert set(PRESETS) <= set(names) and len(names) == len(set(names))
+    baseline = resolve("animals_baseline").axes()
+    for name in names[len(PRESETS):]:
+        changed = {k for k, v in resolve(name).axes().items() if v != baseline[k]}
+        assert len(changed) == 1, name
+
+
+def test_the_table_has_a_row_per_variant_and_the_pytorch_columns_when_timed():
+    from harness.bench import table
+
+    row = {"gflop_per_img": 1.0, "notebook_img_s": 100.0, "harness_img_s": 130.0, "speedup": 1.3,
+           "peak_fraction": 0.5, "torch_img_s": 120.0, "vs_torch": 130 / 120}
+    text = table({"variants": {"animals_baseline": row, "bn": {**row, "harness_img_s": 90.0}}})
+    lines = text.splitlines()
+    assert lines[0].startswith("| variant | GFLOP/img | notebook img/s | harness img/s | x notebook | PyTorch")
+    assert len(lines) == 4 and "| `bn` |" in lines[3] and "| 1.08 |" in lines[2]
+
+
+def test_a_python_without_the_reference_is_a_clear_error():
+    from harness.bench import TorchReference
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot be started"):
+        TorchReference("/nonexistent/python", "animals_baseline", 4)

@@ -44,8 +44,8 @@ from harness.errors import ConfigError, closest
 from studies.best import study_best_config
 from studies.settings import default_study_name
 from studies.space import SEARCHED_FIELDS
-from variants import AXES, BASELINE, TOKENS, resolve
-from variants.grammar import CANONICAL
+from variants import BASELINE, resolve
+from variants.grammar import grid_names
 
 TOP_KEYS = ("name", "datasets", "seeds", "variants", "grid", "run", "dataset", "from_studies", "experiment")
 GRID_KEYS = ("base", "axes", "tokens")
@@ -179,44 +179,6 @@ def _variants(raw: dict, where: str) -> tuple[list[str], list[str]]:
         seen[identity] = name
         kept.append(name)
     return kept, notes
-
-
-def grid_names(base: str, axes: Any, tokens: Any, where: str) -> list[str]:
-    """The variant names a [grid] table denotes (see the module docstring)."""
-    spec = resolve(base)
-    prefix = "" if base == BASELINE.name else f"{base}_"
-    if axes == "one-at-a-time":
-        if tokens is None:
-            changes = [CANONICAL[axis][value] for axis in AXES for value in AXES[axis]
-                       if value != spec.axes()[axis]]
-        else:
-            if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-                raise ConfigError(f"{where}: tokens must be a list of grammar tokens, e.g. [\"bn\", \"kernel4\"].")
-            for token in tokens:
-                if token not in TOKENS:
-                    guess = closest(token, TOKENS)
-                    raise ConfigError(f"{where}: unknown token {token!r}"
-                                      + (f" (did you mean {guess!r}?)" if guess else "")
-                                      + f"; valid: {', '.join(TOKENS)}.")
-                axis, value = TOKENS[token]
-                if spec.axes()[axis] == value:
-                    raise ConfigError(f"{where}: token {token!r} changes nothing: {base} already has "
-                                      f"{axis}={value}.")
-            changes = list(tokens)
-        return [base] + [prefix + token for token in changes]
-    if tokens is not None:
-        raise ConfigError(f"{where}: tokens go with axes = \"one-at-a-time\"; a factorial takes every "
-                          "value of each listed axis.")
-    if not isinstance(axes, list) or not axes or not all(isinstance(a, str) for a in axes):
-        raise ConfigError(f"{where}: axes must be \"one-at-a-time\" or a list of axes, e.g. "
-                          f"[\"batchnorm\", \"kernel\"]; axes: {', '.join(AXES)}.")
-    for axis in axes:
-        if axis not in AXES:
-            guess = closest(axis, AXES)
-            raise ConfigError(f"{where}: unknown axis {axis!r}" + (f" (did you mean {guess!r}?)" if guess else "")
-                              + f"; axes: {', '.join(AXES)}.")
-    return [prefix + "_".join(combo) for combo in
-            itertools.product(*([CANONICAL[axis][value] for value in AXES[axis]] for axis in axes))]
 
 
 def _from_study(config: RunConfig, given: set[str], storage: str | None, where: str) -> RunConfig:

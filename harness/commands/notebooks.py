@@ -7,7 +7,7 @@ import inspect
 import json
 
 from harness import flags
-from harness.bench import run_benchmark
+from harness.bench import all_variants, run_benchmark, table
 from harness.commands.common import add_data_root, names
 from harness.config import RunConfig
 from harness.fidelity import RUN_DEFAULTS, RUN_FLAGS, FidelitySettings, run_fidelity
@@ -20,27 +20,34 @@ _BENCH = inspect.signature(run_benchmark).parameters
 def add_bench(sub) -> None:
     p = sub.add_parser("bench", help="training throughput: the harness's step against the notebooks' loop")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--variants", default=",".join(_BENCH["variants"].default), help="comma-separated variant names")
+    p.add_argument("--variants", default=",".join(_BENCH["variants"].default),
+                   help="comma-separated variant names, or 'all': every preset and every single-axis change "
+                        "of the baseline")
     p.add_argument("--steps", type=int, default=_BENCH["steps"].default, help="training steps per timed repeat")
     p.add_argument("--repeats", type=int, default=_BENCH["repeats"].default,
                    help="alternating repeats per configuration")
     p.add_argument("--compare-xla", action="store_true", help="also time the step with XLA the other way")
+    p.add_argument("--torch", metavar="PYTHON", help="also time the same variants and step in PyTorch, run by "
+                                                     "this python (an environment with torch; see "
+                                                     "benchmarks/torch_reference.py)")
     flags.add_flags(p, RunConfig, only=["batch_size", "width", "xla", "steps_per_execution"])
     p.set_defaults(handler=cmd_bench)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    variants = tuple(names(args.variants))
+    variants = all_variants() if args.variants == "all" else tuple(names(args.variants))
     for name in variants:
         resolve(name)  # a bad name fails before any timing
     result = run_benchmark(variants, batch=args.batch_size, steps=args.steps, repeats=args.repeats,
                            width=args.width, xla=args.xla, steps_per_execution=args.steps_per_execution,
-                           compare_xla=args.compare_xla, log=(lambda *_: None) if args.json else print)
+                           compare_xla=args.compare_xla, torch=args.torch,
+                           log=(lambda *_: None) if args.json else print)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"peak: {result['peak_gflops'] and round(result['peak_gflops'])} GFLOP/s ({result['peak_how']}); "
-              f"a large float32 matrix product here: {result['gemm_gflops']:.0f} GFLOP/s")
+        print(f"\n{table(result)}\n\npeak: {result['peak_gflops'] and round(result['peak_gflops'])} GFLOP/s "
+              f"({result['peak_how']}); a large float32 matrix product here: {result['gemm_gflops']:.0f} GFLOP/s"
+              + (f"; {result['torch']}" if "torch" in result else ""))
     return 0
 
 
