@@ -1,6 +1,11 @@
 """Train DCGAN variants on one image class at a time and log everything to MLflow."""
 
 import os
+import time
+
+# When the package was first imported: the start of a `python -m harness` command,
+# from which a run's timeline counts its start-up (imports included).
+STARTED = time.perf_counter()
 
 # TensorFlow's default CPU allocator hands every large tensor back to the OS when
 # it is freed, so each training step page-faults its activations in again (about

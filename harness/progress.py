@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 
 class EpochLine:
     """One line per epoch, on a terminal or in a log file alike: progress, the losses and
@@ -31,3 +33,24 @@ def duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class Timeline:
+    """Where a run's wall time went, phase by phase: ``mark(phase)`` adds the time since the
+    previous mark to ``phase`` (phases repeat, e.g. once per epoch, and add up)."""
+
+    def __init__(self, start: float):
+        self.last = start
+        self.phases: dict[str, float] = {}
+
+    def mark(self, phase: str) -> float:
+        now = time.perf_counter()
+        spent, self.last = now - self.last, now
+        self.phases[phase] = self.phases.get(phase, 0.0) + spent
+        return spent
+
+    def line(self) -> str:
+        """``timeline: imports 6.1 s, data 0.4 s, ... (total 130 s)``."""
+        total = sum(self.phases.values())
+        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.phases.items())
+        return f"timeline: {parts} (total {total:.0f} s)"

@@ -29,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
+import harness
 from harness import checkpoints, tracking
 from harness.config import RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError, TrainingFailed
 from harness.images import enlarged, grid, to_uint8, viewable_scale
-from harness.progress import EpochLine
+from harness.progress import EpochLine, Timeline
 from variants import canonical_name, resolve
 
 SAMPLE_GRID = 64  # images in each epoch's sample grid (8 x 8)
@@ -43,6 +44,9 @@ SAMPLE_GRID = 64  # images in each epoch's sample grid (8 x 8)
 # (a tracking URI may carry a password) is no property of the run.
 UNLOGGED = {"tags", "progress", "run_name", "tracking_uri", "experiment", "image_size", "backbone",
             "inception", "g_lr", "d_lr", "g_beta_1", "d_beta_1", "label_smoothing"}
+
+
+_runs_started: list = []  # runs this process started (the first one counts the imports)
 
 
 class StopRun(Exception):
@@ -78,6 +82,10 @@ def run(config: RunConfig, *, resume: str | None = None,
     ``TrainingFailed`` when training diverges (the run is then FAILED).
     """
     # --- resolve the config, the variant and the data -------------------------------
+    # The first run of a process counts its start-up since the package was imported.
+    timeline = Timeline(harness.STARTED if not _runs_started else time.perf_counter())
+    _runs_started.append(timeline)
+    timeline.mark("start-up (imports)")
     config = config.resolved()
     spec = resolve(config.variant).replace(**config.overrides)
     dataset = load_dataset(config.dataset, image_size=config.image_size,
@@ -89,6 +97,7 @@ def run(config: RunConfig, *, resume: str | None = None,
     tracking.ensure_store(config.tracking_uri)
     if resume:
         _check_resume(config, resume, log)
+    timeline.mark("data and checks")
 
     # --- model and data pipeline ----------------------------------------------------------
     import keras
@@ -108,6 +117,7 @@ def run(config: RunConfig, *, resume: str | None = None,
         (SAMPLE_GRID, spec.latent_dim)).astype(np.float32)
     evaluator = _evaluator(config, spec, dataset, log) if config.eval_every else None
     bar_on = sys.stderr.isatty() if config.progress is None else config.progress
+    timeline.mark("model build (TensorFlow import included)")
 
     # --- tracking: a new run, or the one being resumed ----------------------------------
     first_epoch, held, logged, last_checkpoint = 1, None, set(), None
@@ -133,6 +143,7 @@ def run(config: RunConfig, *, resume: str | None = None,
     ckpt_dir = Path(config.checkpoint_dir) / run_id
     log(f"run {run_id}: {config.variant} on {config.dataset} ({len(dataset.images)} images, "
         f"{config.epochs} epochs, batch {config.batch_size}) -> {tracking.public(config.tracking_uri)}")
+    timeline.mark("tracking start")
 
     def save_checkpoint(epoch: int, metrics: dict[str, float]) -> str:
         return str(checkpoints.save(ckpt_dir, epoch, gan, {"run_id": run_id, "config": config.to_dict(),
@@ -156,6 +167,7 @@ def run(config: RunConfig, *, resume: str | None = None,
             history = gan.fit(epoch_batches(images, config.batch_size, seed=config.seed, epoch=epoch),
                               epochs=1, verbose=0, shuffle=False, callbacks=[bar, guard])
             seconds = time.perf_counter() - start
+            timeline.mark("first epoch (tracing included)" if epoch == first_epoch else "training")
             if guard.bad is not None:
                 kept = (f"the last checkpoint, {result.checkpoint} (epoch {result.epochs_done}), is kept"
                         if result.checkpoint else "no checkpoint was saved before it")
@@ -166,6 +178,7 @@ def run(config: RunConfig, *, resume: str | None = None,
                            tracking_seconds=tracking_seconds)
             if evaluator is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
                 metrics.update(evaluator.evaluate(gan.generator, latent_dim=spec.latent_dim, seed=config.seed))
+                timeline.mark("evaluation")
 
             # --- save: checkpoint (with the metrics), then metrics, then sample grid --
             saving = time.perf_counter()
@@ -178,6 +191,7 @@ def run(config: RunConfig, *, resume: str | None = None,
             if epoch % config.sample_every == 0 or epoch == config.epochs:
                 logger.log_png(_sample_grid(gan, fixed_noise), f"samples/epoch_{epoch:04d}.png")
             tracking_seconds = time.perf_counter() - saving
+            timeline.mark("checkpoint, metrics, samples")
             result.history.append(metrics)
             line.report(epoch, metrics, time.perf_counter() - start)
             if on_epoch is not None:
@@ -187,8 +201,11 @@ def run(config: RunConfig, *, resume: str | None = None,
         result.model_uri = "models:/" + logger.log_generator(gan.generator, _pip_requirements())
         if result.checkpoint:
             logger.log_file(result.checkpoint, "checkpoints")
+        timeline.mark("final model and checkpoint")
+        logger.log_json(timeline.phases, "timeline.json")
         logger.end("FINISHED")
         result.status = "FINISHED"
+        log(timeline.line())
         if config.clean_checkpoints and result.checkpoint:
             # The last checkpoint is in MLflow now; `--resume` fetches it back if needed.
             checkpoints.unlock(held)
