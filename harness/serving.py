@@ -3,7 +3,7 @@
 The logged model "generator" is this file plus the Keras network:
 
     generator/
-      MLmodel            python_function flavour, signature, model_config
+      MLmodel            python_function flavour, signature
       serving.py         this file: MLflow runs it to get the model (models from code)
       artifacts/generator.keras
 

@@ -382,7 +382,6 @@ class RunLogger:
                 artifacts={serving.KERAS_ARTIFACT: str(keras_file)},
                 signature=serving.signature(), input_example=serving.INPUT_EXAMPLE,
                 pip_requirements=pip_requirements,
-                model_config={"max_images_per_request": serving.MAX_IMAGES},
                 metadata={"latent_dim": int(generator.input_shape[-1]),
                           "image_shape": [int(d) for d in generator.output_shape[1:]]},
             )

@@ -40,10 +40,11 @@ from variants import canonical_name, resolve
 
 SAMPLE_GRID = 64  # images in each epoch's sample grid (8 x 8)
 # Config fields not logged as params: the spec's own values stand for the optimiser
-# settings, the evaluator's identity for the backbone, and where things are stored
-# (a tracking URI may carry a password) is no property of the run.
+# settings, the evaluator's identity for the backbone, the data's params (and the
+# `dataset` tag) for the dataset, and where things are stored (a tracking URI may
+# carry a password) is no property of the run.
 UNLOGGED = {"tags", "progress", "run_name", "tracking_uri", "experiment", "image_size", "backbone",
-            "inception", "g_lr", "d_lr", "g_beta_1", "d_beta_1", "label_smoothing"}
+            "inception", "g_lr", "d_lr", "g_beta_1", "d_beta_1", "label_smoothing", "dataset"}
 
 
 _runs_started: list = []  # runs this process started (the first one counts the imports)
