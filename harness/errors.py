@@ -42,11 +42,18 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
+def shown(value: object) -> str:
+    """``repr(value)`` for a message; a long text is cut in the middle, with its length."""
+    if isinstance(value, str) and len(value) > 80:
+        return f"{value[:50] + '...' + value[-25:]!r} ({len(value)} characters)"
+    return repr(value)
+
+
 def unknown_name(kind: str, name: str, choices: Iterable[str], hint: str = "") -> ConfigError:
     """Build the error for an unknown ``kind`` called ``name``, listing valid choices."""
     choices = sorted(choices)
     guess = closest(name, choices)
-    message = f"unknown {kind} {name!r}"
+    message = f"unknown {kind} {shown(name)}"
     if guess:
         message += f" (did you mean {guess!r}?)"
     message += f". Valid {kind}s: {', '.join(choices)}."

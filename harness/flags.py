@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from harness.errors import ConfigError, closest
+from harness.errors import ConfigError, closest, shown
 
 Check = Callable[[Any], "str | None"]  # returns what is wrong, or None
 
@@ -89,12 +89,7 @@ def validate(instance: Any) -> None:
         if problem is None and meta["check"] is not None:
             problem = meta["check"](value)
         if problem:
-            raise ConfigError(f"{flag} {_shown(value)} {problem}.")
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:60]}... ({len(value)} characters)"
+            raise ConfigError(f"{flag} {shown(value)} {problem}.")
 
 
 def _kind_problem(value: Any, kind: type) -> str | None:
@@ -207,5 +202,5 @@ def add_flags(parser: argparse.ArgumentParser, cls, only: Iterable[str] | None =
 
 def values(args: argparse.Namespace, cls, names: Iterable[str] | None = None) -> dict[str, Any]:
     """The values of ``cls``'s settings held by ``args`` (given or default)."""
-    fields = settings_of(cls)
+    fields = {n: f for n, f in settings_of(cls).items() if f.metadata["cli"]}  # only what flags set
     return {n: getattr(args, n) for n in (names or fields) if n in fields and hasattr(args, n)}

@@ -81,15 +81,29 @@ def ensure_store(uri: str) -> None:
         with schema_lock(path):
             _open_store(uri)
         return
-    if uri.startswith(("http://", "https://")):
-        try:
-            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
-        except Exception as exc:  # any network failure means the same to the user
-            raise TrackingError(
-                f"tracking server {public(uri)!r} is unreachable ({exc}); start it (e.g. `mlflow server "
-                "--host 127.0.0.1`) or pass another --tracking-uri."
-            ) from None
+    _check_server(uri)
     _open_store(uri)
+
+
+_reachable: set[str] = set()  # tracking servers this process has reached
+
+
+def _check_server(uri: str) -> None:
+    """Raise TrackingError at once if ``uri`` is a tracking server that does not answer.
+
+    MLflow's own client retries a dead server for minutes before it fails;
+    every command that reaches tracking comes through here first (``client``).
+    """
+    if not uri.startswith(("http://", "https://")) or uri in _reachable:
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
+    except Exception as exc:  # any network failure means the same to the user
+        raise TrackingError(
+            f"tracking server {public(uri)!r} is unreachable ({exc}); start it (e.g. `mlflow server "
+            "--host 127.0.0.1`) or pass another --tracking-uri."
+        ) from None
+    _reachable.add(uri)
 
 
 def _open_store(uri: str) -> None:
@@ -191,9 +205,10 @@ def public(uri: str) -> str:
 
 
 def client(uri: str):
-    """An ``MlflowClient`` for ``uri`` (also used by reports and studies)."""
+    """An ``MlflowClient`` for ``uri`` (a server that does not answer is an error at once)."""
     from mlflow.tracking import MlflowClient
 
+    _check_server(uri)
     _quiet_mlflow()
     return MlflowClient(tracking_uri=uri)
 

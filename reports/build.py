@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, shown
 from reports import collect, plots, render, study_store
 from reports.ablation import ablation_table, pooled_table
 from reports.campaign import Campaign, read_campaign, scope
@@ -59,7 +59,8 @@ def build_report(tracking_uri: str, out: str | Path = "reports/latest", experime
     start = time.perf_counter()
     unknown = [f for f in formats if f not in render.FORMATS]
     if unknown or not formats:
-        raise ConfigError(f"--format {','.join(formats)!r}: unknown format {', '.join(unknown) or '(none)'}; "
+        raise ConfigError(f"--format {shown(','.join(formats))}: unknown format "
+                          f"{shown(', '.join(unknown)) if unknown else '(none)'}; "
                           f"give a comma-separated subset of {','.join(render.FORMATS)}.")
 
     # --- read ------------------------------------------------------------------------------

@@ -431,3 +431,40 @@ def test_every_os_error_description_is_one_line_naming_the_path():
         assert "\n" not in message and "/some/where.png" in message and message.endswith("."), (code, message)
     assert isinstance(describe_os_error(OSError("bare")), str)
     assert issubclass(TrackingError, HarnessError)
+
+
+def test_a_nan_after_resuming_from_a_damaged_checkpoint_names_the_checkpoint_kept(store_copy, tmp_path,
+                                                                               data_root, monkeypatch):
+    from harness.callbacks import NonFiniteGuard
+    from harness.errors import TrainingFailed
+
+    config, run_id, folder = _crashed_run(store_copy, tmp_path)
+    (folder / "epoch-0002.npz").write_bytes(b"damaged")  # the resume falls back to epoch 1
+
+    def diverge(self, batch, logs=None):
+        self.bad, self.value, self.step = "g_loss", float("nan"), batch + 1
+        self.model.stop_training = True
+
+    monkeypatch.setattr(NonFiniteGuard, "on_train_batch_end", diverge)
+    with pytest.raises(TrainingFailed) as failed:
+        train.run(config, resume=run_id, log=lambda *_: None)
+    message = str(failed.value)
+    assert "g_loss became nan at epoch 2" in message
+    assert f"the last checkpoint, {folder / 'epoch-0001.npz'} (epoch 1), is kept" in message  # not "epoch 2"
+    assert _run_status(store_copy, run_id) == "FAILED"
+
+
+@pytest.mark.parametrize("odd", ["it's", 'say "hi"', "it's \"both\""])
+def test_resume_finds_a_run_whose_dataset_name_has_quotes(store_copy, tmp_path, data_root, odd):
+    images = tmp_path / odd
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    config = RunConfig(variant="animals_baseline", dataset=f"folder:{images}", epochs=2, batch_size=16,
+                       width=0.125, tracking_uri=store_copy, progress=False, xla="off",
+                       checkpoint_dir=str(tmp_path / "ck"))
+    die_before_logging(config, epoch=2)
+    run_id = train.find_resumable(config)  # the lookup filters on the tags holding the quotes
+    assert tracking.client(store_copy).get_run(run_id).data.tags["dataset"] == f"folder:{images}"
+    assert train.run(config, resume=run_id, log=lambda *_: None).status == "FINISHED"

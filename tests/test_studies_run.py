@@ -93,3 +93,15 @@ def test_two_workers_share_one_postgres_study(postgres_url, tracking_uri, data_r
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both workers ran trials
     check_agreement(study, tracking_uri, summary["parent_run_id"])
+
+
+def test_the_study_command_runs_a_study_from_its_flags(tracking_uri, data_root, tiny_backbone, tmp_path, capsys):
+    code = cli.main(["study", "--variant", "animals_baseline", "--dataset", "horses", "--trials", "1",
+                     "--max-images", "64", "--width", "0.125", "--eval-every", "1", "--eval-samples", "64",
+                     "--backbone", "cifar10_classifier", "--xla", "off", "--param", "epochs=1",
+                     "--param", "batch_size=32", "--tracking-uri", tracking_uri,
+                     "--checkpoint-dir", str(tmp_path / "ck")])
+    assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "study horses-animals_baseline: 1 trials (1 complete)" in out
+    assert "run --from-study horses-animals_baseline" in out

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from harness.errors import ConfigError, closest
+from harness.errors import ConfigError, closest, shown
 from variants.presets import BASELINE, PRESETS
 from variants.spec import AXES, VariantSpec
 
@@ -90,11 +90,11 @@ def resolve(name: str) -> VariantSpec:
     seen: dict[str, str] = {}
     for token in tokens:
         if token not in TOKENS:
-            raise ConfigError(_invalid(f"unknown token {token!r} in variant {name!r}", token, name))
+            raise ConfigError(_invalid(f"unknown token {shown(token)} in variant {shown(name)}", token, name))
         axis, value = TOKENS[token]
         if axis in seen:
             raise ConfigError(
-                f"variant {name!r} sets {axis} twice ({seen[axis]!r} and {token!r}); "
+                f"variant {shown(name)} sets {axis} twice ({seen[axis]!r} and {token!r}); "
                 f"give one of: {', '.join(t for t, (a, _) in TOKENS.items() if a == axis)}."
             )
         seen[axis] = token
@@ -125,7 +125,7 @@ def _invalid(what: str, token: str, name: str = "") -> str:
         guess = guess or near or closest(token, PRESETS)
     if name and not guess:
         guess = closest(name, PRESETS)
-    hint = f" Did you mean {guess!r}?" if guess else ""
+    hint = f" Did you mean {shown(guess)}?" if guess else ""
     return (
         f"{what}.{hint} A variant is a preset ({', '.join(PRESETS)}) or tokens joined "
         f"by '_' ({', '.join(TOKENS)}), optionally after a preset name, e.g. "
