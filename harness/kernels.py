@@ -30,10 +30,18 @@ layers.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import platform
+import time
 import types
+from pathlib import Path
 
 import keras
 import tensorflow as tf
+
+from harness.errors import ConfigError
 
 # Output channels up to which the tap formulation is used (measured: at 3 it is
 # ~4x faster than Conv2D's kernels end to end; wide layers are faster as they are).
@@ -173,22 +181,114 @@ def eligible_transpose(layer) -> bool:
     )
 
 
+# --- which formulation is faster here ------------------------------------------------
+# Whether a reformulated convolution beats TensorFlow's own kernel depends on the
+# CPU: on a 2-core AVX2 EPYC the sub-pixel transposed convolution made the
+# bn_kernel4 step 9% faster, on a 2-core AVX-512 EPYC 24% slower (oneDNN's own
+# transposed convolution is fast there). So each layer shape is timed both ways
+# (forward and both gradients, batch 32) the first time this machine meets it,
+# and the faster kept; the choice is cached per CPU and TensorFlow version.
+# HARNESS_CPU_KERNELS=fast or stock skips the timing (always / never reformulate).
+MODES = ("auto", "fast", "stock")
+TIMING_BATCH = 32
+_choices: dict[str, bool] = {}
+
+
+def _mode() -> str:
+    mode = os.environ.get("HARNESS_CPU_KERNELS", "auto")
+    if mode not in MODES:
+        raise ConfigError(f"HARNESS_CPU_KERNELS={mode!r} must be one of {', '.join(MODES)}.")
+    return mode
+
+
+def _machine() -> str:
+    """This CPU and TensorFlow version, as the key of the timing cache."""
+    model = platform.processor() or "cpu"
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model} x{cores} tf{tf.__version__}"
+
+
+def _cache_file() -> Path:
+    from harness.data import cache_root
+
+    return cache_root() / "kernels" / "choices.json"
+
+
+def _seconds(layer, call, inputs: tf.Tensor, repeats: int = 3) -> float:
+    """Median seconds of ``call``'s forward pass and gradients on ``inputs``."""
+    weights = layer.trainable_weights
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = call(x)
+        return tape.gradient(y, [x, *weights])
+
+    step(inputs)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for grad in step(inputs):
+            grad.numpy()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def faster(kind: str, layer, stock, reformulated) -> bool:
+    """Whether ``reformulated`` (a call on the layer's input) beats ``stock`` here."""
+    mode = _mode()
+    if mode != "auto":
+        return mode == "fast"
+    shape = tuple(int(d) for d in layer.input.shape[1:])
+    key = f"{_machine()}|{kind}|{shape}|{tuple(layer.kernel.shape)}"
+    if key not in _choices:
+        path = _cache_file()
+        with contextlib.suppress(OSError, ValueError):
+            _choices.update(json.loads(path.read_text()))
+        if key not in _choices:
+            inputs = tf.random.normal((TIMING_BATCH, *shape))
+            _choices[key] = _seconds(layer, reformulated, inputs) < _seconds(layer, stock, inputs)
+            with contextlib.suppress(OSError):  # a read-only cache only costs the timing next time
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_name(f".{path.name}.{os.getpid()}")
+                partial.write_text(json.dumps(_choices, indent=1, sort_keys=True))
+                os.replace(partial, path)
+    return _choices[key]
+
+
 def accelerate(model: keras.Model, force: bool = False) -> list[str]:
     """Use the faster formulation in ``model``'s eligible layers; return their names.
 
-    Does nothing when a GPU is visible, unless ``force``.
+    BatchNorm always trains fused; a convolution is reformulated where the
+    timing above found it faster on this machine. Does nothing when a GPU is
+    visible, unless ``force`` (which also reformulates every eligible layer).
     """
     if not force and tf.config.list_physical_devices("GPU"):
         return []
     names = []
     for layer in model.layers:
-        if eligible(layer):
+        if eligible(layer) and (force or faster("tap", layer, lambda x, layer=layer: layer(x),
+                                                lambda x, layer=layer: _tap_call(layer, x))):
             layer.convolution_op = types.MethodType(_tap_op, layer)
             names.append(layer.name)
-        elif eligible_transpose(layer):
+        elif eligible_transpose(layer) and (force or faster("subpixel", layer, lambda x, layer=layer: layer(x),
+                                                            lambda x, layer=layer: _subpixel_call(layer, x))):
             layer.call = types.MethodType(_subpixel_call, layer)
             names.append(layer.name)
         elif eligible_batch_norm(layer):
             layer.call = types.MethodType(fused_batch_norm_call, layer)
             names.append(layer.name)
     return names
+
+
+def _tap_call(layer, inputs):
+    outputs = tap_convolution(inputs, layer.kernel)
+    if layer.use_bias:
+        outputs = outputs + layer.bias
+    return layer.activation(outputs) if layer.activation is not None else outputs

@@ -38,6 +38,8 @@ from harness.images import enlarged, grid, to_uint8, viewable_scale
 from harness.progress import EpochLine, Timeline
 from variants import canonical_name, resolve
 
+# TensorFlow and Keras (and the modules that import them) are imported inside
+# functions: commands that never train import this module and must start fast.
 SAMPLE_GRID = 64  # images in each epoch's sample grid (8 x 8)
 # Config fields not logged as params: the spec's own values stand for the optimiser
 # settings, the evaluator's identity for the backbone, the data's params (and the
@@ -104,7 +106,6 @@ def run(config: RunConfig, *, resume: str | None = None,
     import keras
     import tensorflow as tf
 
-    from harness.callbacks import NonFiniteGuard, ProgressBar
     from harness.data.pipeline import epoch_batches
     from harness.gan import GAN
 
@@ -121,25 +122,9 @@ def run(config: RunConfig, *, resume: str | None = None,
     timeline.mark("model build (TensorFlow import included)")
 
     # --- tracking: a new run, or the one being resumed ----------------------------------
-    first_epoch, held, logged, last_checkpoint = 1, None, set(), None
-    if resume:
-        held, meta = _restore(config, resume, gan, log)
-        first_epoch, fixed_noise, last_checkpoint = meta["epoch"] + 1, meta["arrays"]["fixed_noise"], meta["path"]
-        try:
-            logger = tracking.RunLogger.start(config.tracking_uri, config.experiment, run_id=resume)
-            logged = _repair_metrics(logger, meta, gan, fixed_noise, log)
-        except BaseException:
-            checkpoints.unlock(held)
-            raise
-    else:
-        tags = {"variant": config.variant, "dataset": config.dataset, "variant_canonical": canonical_name(spec),
-                "data_source": dataset.source, **config.tags}
-        logger = tracking.RunLogger.start(
-            config.tracking_uri, config.experiment,
-            run_name=config.run_name or f"{config.variant}-{config.class_name}-s{config.seed}", tags=tags)
-        logger.log_params({**_params(config, spec, dataset), "steps_per_epoch": steps})
-        logger.log_dataset(dataset.name, dataset.path, dataset.fingerprint, len(dataset.images))
-        logger.log_json({k: v for k, v in config.to_dict().items() if k != "tracking_uri"}, "config.json")
+    opened = _open_run(config, spec, dataset, gan, steps, resume, fixed_noise, log)
+    logger, held, logged, fixed_noise = opened.logger, opened.held, opened.logged, opened.fixed_noise
+    first_epoch = opened.first_epoch
     run_id = logger.run_id
     ckpt_dir = Path(config.checkpoint_dir) / run_id
     log(f"run {run_id}: {config.variant} on {config.dataset} ({len(dataset.images)} images, "
@@ -152,7 +137,7 @@ def run(config: RunConfig, *, resume: str | None = None,
                                     arrays={"fixed_noise": fixed_noise}, keep=config.keep_checkpoints))
 
     # --- train ----------------------------------------------------------------------
-    result = RunResult(run_id=run_id, status="RUNNING", epochs_done=first_epoch - 1, checkpoint=last_checkpoint)
+    result = RunResult(run_id=run_id, status="RUNNING", epochs_done=first_epoch - 1, checkpoint=opened.checkpoint)
     line = EpochLine(config.epochs, first_epoch, log)
     previous_sigterm = _sigterm_as_interrupt()
     try:
@@ -163,20 +148,10 @@ def run(config: RunConfig, *, resume: str | None = None,
         tracking_seconds = 0.0
         for epoch in range(first_epoch, config.epochs + 1):
             start = time.perf_counter()
-            guard = NonFiniteGuard()
-            bar = ProgressBar(epoch, config.epochs, steps, config.batch_size, enabled=bar_on)
-            history = gan.fit(epoch_batches(images, config.batch_size, seed=config.seed, epoch=epoch),
-                              epochs=1, verbose=0, shuffle=False, callbacks=[bar, guard])
-            seconds = time.perf_counter() - start
+            metrics = _fit_epoch(gan, epoch_batches(images, config.batch_size, seed=config.seed, epoch=epoch),
+                                 epoch, config, steps, bar_on, result)
+            metrics["tracking_seconds"] = tracking_seconds
             timeline.mark("first epoch (tracing included)" if epoch == first_epoch else "training")
-            if guard.bad is not None:
-                kept = (f"the last checkpoint, {result.checkpoint} (epoch {result.epochs_done}), is kept"
-                        if result.checkpoint else "no checkpoint was saved before it")
-                raise TrainingFailed(f"{guard.bad} became {guard.value} at epoch {epoch}, step {guard.step}; "
-                                     f"{kept}. Try a lower learning rate.")
-            metrics = {k: float(v[-1]) for k, v in history.history.items()}
-            metrics.update(images_per_s=steps * config.batch_size / seconds, epoch_seconds=seconds,
-                           tracking_seconds=tracking_seconds)
             if evaluator is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
                 metrics.update(evaluator.evaluate(gan.generator, latent_dim=spec.latent_dim, seed=config.seed))
                 timeline.mark("evaluation")
@@ -243,6 +218,64 @@ def run(config: RunConfig, *, resume: str | None = None,
         _restore_sigterm(previous_sigterm)
         checkpoints.unlock(held)
     return result
+
+
+@dataclass
+class _Opened:
+    """The MLflow run being written and where training starts in it."""
+
+    logger: Any
+    first_epoch: int
+    fixed_noise: np.ndarray
+    held: Any = None  # the checkpoint folder's lock, when already taken
+    logged: set[int] = field(default_factory=set)  # epochs whose metrics are in MLflow already
+    checkpoint: str | None = None
+
+
+def _open_run(config: RunConfig, spec, dataset, gan, steps: int, resume: str | None,
+              fixed_noise: np.ndarray, log) -> _Opened:
+    """Start a new MLflow run (params, data, config), or restore ``resume``'s checkpoint into
+    ``gan`` and continue that run (logging its last epoch if a crash lost it)."""
+    if resume:
+        held, meta = _restore(config, resume, gan, log)
+        opened = _Opened(None, meta["epoch"] + 1, meta["arrays"]["fixed_noise"], held, checkpoint=meta["path"])
+        try:
+            opened.logger = tracking.RunLogger.start(config.tracking_uri, config.experiment, run_id=resume)
+            opened.logged = _repair_metrics(opened.logger, meta, gan, opened.fixed_noise, log)
+        except BaseException:
+            checkpoints.unlock(held)
+            raise
+        return opened
+    tags = {"variant": config.variant, "dataset": config.dataset, "variant_canonical": canonical_name(spec),
+            "data_source": dataset.source, **config.tags}
+    logger = tracking.RunLogger.start(
+        config.tracking_uri, config.experiment,
+        run_name=config.run_name or f"{config.variant}-{config.class_name}-s{config.seed}", tags=tags)
+    logger.log_params({**_params(config, spec, dataset), "steps_per_epoch": steps})
+    logger.log_dataset(dataset.name, dataset.path, dataset.fingerprint, len(dataset.images))
+    logger.log_json({k: v for k, v in config.to_dict().items() if k != "tracking_uri"}, "config.json")
+    return _Opened(logger, 1, fixed_noise)
+
+
+def _fit_epoch(gan, batches, epoch: int, config: RunConfig, steps: int, bar_on: bool,
+               result: RunResult) -> dict[str, float]:
+    """Train one epoch; return its metrics. A NaN or inf loss raises TrainingFailed, naming
+    the checkpoint a resume would start from."""
+    from harness.callbacks import NonFiniteGuard, ProgressBar
+
+    start = time.perf_counter()
+    guard = NonFiniteGuard()
+    bar = ProgressBar(epoch, config.epochs, steps, config.batch_size, enabled=bar_on)
+    history = gan.fit(batches, epochs=1, verbose=0, shuffle=False, callbacks=[bar, guard])
+    seconds = time.perf_counter() - start
+    if guard.bad is not None:
+        kept = (f"the last checkpoint, {result.checkpoint} (epoch {result.epochs_done}), is kept"
+                if result.checkpoint else "no checkpoint was saved before it")
+        raise TrainingFailed(f"{guard.bad} became {guard.value} at epoch {epoch}, step {guard.step}; "
+                             f"{kept}. Try a lower learning rate.")
+    metrics = {k: float(v[-1]) for k, v in history.history.items()}
+    metrics.update(images_per_s=steps * config.batch_size / seconds, epoch_seconds=seconds)
+    return metrics
 
 
 def find_resumable(config: RunConfig) -> str:

@@ -92,9 +92,10 @@ def test_subpixel_transpose_matches_conv2d_transpose_and_its_gradients(kernel, c
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4, err_msg=what)
 
 
-def test_the_gan_trains_with_the_faster_formulations_on_cpu():
+def test_the_gan_trains_with_the_faster_formulations_on_cpu(monkeypatch):
     from harness.gan import GAN
 
+    monkeypatch.setenv("HARNESS_CPU_KERNELS", "fast")  # every eligible layer, whatever this CPU prefers
     gan = GAN(resolve("bn_kernel4").scaled(0.125))
     swapped = [layer.name for layer in gan.generator.layers if {"call", "convolution_op"} & set(vars(layer))]
     assert len(swapped) == 7  # three transposed convolutions, their BatchNorms and the output convolution
@@ -128,3 +129,31 @@ def test_fused_batch_norm_trains_and_infers_exactly_like_keras(momentum, scale, 
         for got, want in zip(fused.get_weights(), stock.get_weights()):  # gamma, beta, moving mean/var
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fused(x, training=False).numpy(), stock(x, training=False).numpy(), atol=1e-5)
+
+
+def test_each_convolution_shape_is_timed_once_per_machine_and_the_faster_kept(tmp_path, monkeypatch):
+    import harness.kernels as kernels
+    from harness.errors import ConfigError
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(kernels, "_choices", {})
+    timed = []
+
+    def seconds(layer, call, inputs, repeats=3):  # the reformulation is timed first, then the stock call
+        timed.append(layer.name)
+        return 1.0 if len(timed) % 2 else 2.0
+
+    monkeypatch.setattr(kernels, "_seconds", seconds)
+    spec = resolve("bn_kernel4").scaled(0.125)
+    first = accelerate(build_generator(spec))
+    assert len(timed) == 2 * 4  # three transposed convolutions and the output convolution, both ways
+    assert len(first) == 7  # the faster (reformulated) ones and the three BatchNorms
+    monkeypatch.setattr(kernels, "_choices", {})  # a new process: the choices come from the cache file
+    assert len(accelerate(build_generator(spec))) == 7 and len(timed) == 8
+    assert (tmp_path / "kernels" / "choices.json").is_file()
+
+    monkeypatch.setenv("HARNESS_CPU_KERNELS", "stock")
+    assert len(accelerate(build_generator(spec))) == 3  # BatchNorm only
+    monkeypatch.setenv("HARNESS_CPU_KERNELS", "quick")
+    with pytest.raises(ConfigError, match="HARNESS_CPU_KERNELS='quick' must be one of auto, fast, stock"):
+        accelerate(build_generator(spec))
