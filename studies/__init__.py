@@ -1,7 +1,8 @@
 """Optuna studies over run settings: per-class searches, resumable, logged to MLflow.
 
-Public API: ``StudySettings`` and ``run_study`` (studies.runner), ``best_run``
-(what ``run --from-study`` trains), ``Objective`` (studies.objective), the
-search space helpers (studies.space) and storage helpers (studies.storage).
+Public API: ``StudySettings`` (studies.settings: a run config plus the study's
+own settings), ``run_study`` (studies.runner), ``study_best_config`` (studies.best:
+the run config ``run --from-study`` trains), ``Objective`` (studies.objective),
+the search space (studies.space) and storages (studies.storage).
 Importing this package imports neither TensorFlow nor Optuna.
 """
