@@ -20,7 +20,7 @@ from harness import checkpoints, processes, tracking, train
 from harness.progress import duration
 from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG, Cell, Plan
 from harness.campaign.queue import CellQueue
-from harness.campaign.state import SUPERSEDED_TAG, CellState, cell_states, cell_work, seconds_per_image_epoch
+from harness.campaign.state import SUPERSEDED_TAG, CellState, cell_states, eta_seconds, seconds_per_image_epoch
 from harness.data import load_dataset
 from harness.errors import ConfigError, TrainingFailed
 from harness.metrics.backbones import load_backbone
@@ -223,14 +223,10 @@ def progress_line(plan: Plan, cell: Cell, result: train.RunResult) -> str:
 
 def eta_text(states: list[CellState], workers: int = 1) -> str:
     """``, ETA 1h12m (at 4.1 ms per image-epoch)`` from the cells measured so far, or ''."""
-    rate = seconds_per_image_epoch(states)
-    left = [s for s in states if s.status != "FINISHED"]
-    if rate is None or not left:
+    left = eta_seconds(states, workers)
+    if left is None or all(s.status == "FINISHED" for s in states):
         return ""
-    images = {s.cell.dataset: int(s.run.data.params.get("data_count", 0)) for s in states
-              if s.status == "FINISHED"}
-    work = sum(cell_work(s.cell, images.get(s.cell.dataset, 0)) for s in left)
-    return f", ETA {duration(work * rate / max(workers, 1))} (at {1000 * rate:.1f} ms per image-epoch)"
+    return f", ETA {duration(left)} (at {1000 * seconds_per_image_epoch(states):.1f} ms per image-epoch)"
 
 
 def _start_workers(plan: Plan, options: Options, log) -> int:

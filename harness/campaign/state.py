@@ -98,3 +98,17 @@ def cell_work(cell: Cell, images: int) -> float:
     """Image-epochs a cell trains: its images (after max_images) times its epochs."""
     config = cell.config.resolved()
     return min(images, config.max_images or images) * config.epochs
+
+
+def eta_seconds(states: list[CellState], workers: int = 1) -> float | None:
+    """Seconds left for the cells not finished, at the measured time per image-epoch; None
+    before the first cell finishes. A cell's images: a finished cell of its dataset says how
+    many; else the plan's max_images; else the mean of the datasets measured."""
+    rate = seconds_per_image_epoch(states)
+    if rate is None:
+        return None
+    known = {s.cell.dataset: int(s.run.data.params.get("data_count", 0)) for s in states if s.status == "FINISHED"}
+    mean = sum(known.values()) // max(len(known), 1)
+    left = [s.cell for s in states if s.status != "FINISHED"]
+    work = sum(cell_work(cell, known.get(cell.dataset) or cell.config.max_images or mean) for cell in left)
+    return work * rate / max(workers, 1)

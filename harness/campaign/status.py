@@ -7,7 +7,7 @@ from collections import Counter
 from harness.progress import duration
 from harness.campaign.plan import Plan
 from harness.campaign.queue import CellQueue
-from harness.campaign.state import CellState, cell_states, cell_work, seconds_per_image_epoch
+from harness.campaign.state import CellState, cell_states, cell_work, eta_seconds, seconds_per_image_epoch
 from harness.data import load_dataset
 
 SHORT = {"FINISHED": "done", "CHANGED": "changed", "RUNNING": "running", "KILLED": "stopped",
@@ -49,14 +49,13 @@ def cell_text(state: CellState, holders: dict[str, str], waiting: set[str]) -> s
 
 
 def eta(plan: Plan, states: list[CellState], workers: int = 1) -> str:
-    rate = seconds_per_image_epoch(states)
-    left = [s for s in states if s.status != "FINISHED"]
-    if not left:
+    if all(s.status == "FINISHED" for s in states):
         return "; all finished"
-    if rate is None:
+    left = eta_seconds(states, workers)
+    if left is None:
         return "; ETA after the first finished cell"
-    work = sum(cell_work(s.cell, _images(s)) for s in left)
-    return f"; ETA {duration(work * rate / workers)} on {workers} worker(s) at the measured {1000 * rate:.1f} ms per image-epoch"
+    return (f"; ETA {duration(left)} on {workers} worker(s) at the measured "
+            f"{1000 * seconds_per_image_epoch(states):.1f} ms per image-epoch")
 
 
 def dry_run_text(plan: Plan) -> str:
