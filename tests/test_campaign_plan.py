@@ -98,3 +98,13 @@ def test_bad_files_are_clear_errors(tmp_path):
         check_machine(plan)
     with pytest.raises(ConfigError, match="seeds must be a non-empty list of ints"):
         load_plan(plan_file(tmp_path, 'name = "p"\ndatasets = ["horses"]\nseeds = []\nvariants = ["bn"]\n'))
+
+
+def test_status_names_a_cell_whose_worker_died_as_stopped_not_running(tmp_path):
+    from harness.campaign.state import CellState
+    from harness.campaign.status import cell_text
+    cell = load_plan(plan_file(tmp_path, BASE + "variants = [\"bn\"]\n")).cells[0]
+    dead = CellState(cell, "RUNNING")  # the MLflow run was never ended: its worker was killed
+    assert cell_text(dead, {cell.key: "vm:12"}, set()) == "running vm:12"
+    assert cell_text(dead, {}, {cell.key}) == "stopped, requeued"
+    assert cell_text(dead, {}, set()) == "stopped (no worker)"

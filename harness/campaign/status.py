@@ -41,8 +41,10 @@ def cell_text(state: CellState, holders: dict[str, str], waiting: set[str]) -> s
     text = SHORT[state.status]
     if state.status == "FINISHED" and "fid" in state.metrics:
         text += f" fid {state.metrics['fid']:.4g}"
-    elif state.status == "RUNNING":
-        text += f" {holders.get(state.cell.key, '(no worker)')}"
+    elif state.status == "RUNNING" and state.cell.key in holders:
+        text += f" {holders[state.cell.key]}"
+    elif state.status == "RUNNING":  # its worker died before it could mark the run stopped
+        text = "stopped, requeued" if state.cell.key in waiting else "stopped (no worker)"
     elif state.cell.key in waiting:
         text += " queued"
     return text
