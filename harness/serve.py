@@ -30,6 +30,8 @@ from harness.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
 MAX_BODY_BYTES = 1 << 20  # a request for 256 images takes a few dozen bytes
+DRAIN_BYTES = 64 << 20  # an oversized body is read (and dropped) up to this much before the 413, so the
+# client can finish sending and read the reply; closing on a half-sent body resets the connection.
 MAX_DEPTH = 8  # {"dataframe_split": {"data": [[...]]}} is 3 levels deep
 MODEL_URI_ENV = "HARNESS_SERVE_MODEL_URI"  # how each server worker learns which model to load
 FLOAT_EXACT = 2**53  # above this a JSON float no longer names one whole number exactly
@@ -98,7 +100,7 @@ class RequestCheck:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
+        if declared.isdigit() and int(declared) > DRAIN_BYTES:  # not worth reading: refuse at once
             await _reply(send, 413, self._too_large())
             return
         chunks, size = [], 0
@@ -109,6 +111,7 @@ class RequestCheck:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
+                await _drain(receive, message, size)
                 await _reply(send, 413, self._too_large())
                 return
             chunks.append(chunk)
@@ -133,6 +136,15 @@ class RequestCheck:
     def _too_large(self) -> str:
         return (f"the request is larger than {self.max_body} bytes; ask for at most {self.max_images} "
                 "images per request, each row as {\"seed\": S, \"n\": N}.")
+
+
+async def _drain(receive, message: dict, size: int) -> None:
+    """Read and drop the rest of a request body, at most DRAIN_BYTES in all."""
+    while message.get("more_body") and size <= DRAIN_BYTES:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        size += len(message.get("body", b""))
 
 
 async def _reply(send, status: int, message: str) -> None:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from harness import cli, sampling, serving
 from harness.errors import ConfigError
-from harness.serve import MAX_BODY_BYTES, MODEL_URI_ENV, check_request, create_app, serve, serve_command
+from harness.serve import MAX_BODY_BYTES, MODEL_URI_ENV, RequestCheck, check_request, create_app, serve, serve_command
 
 STARTUP_S = 240  # the server imports TensorFlow and MLflow: slow on a busy 2-core machine
 
@@ -235,6 +235,27 @@ def test_size_and_content_type_are_checked_before_parsing(app):
     assert status == 413 and "larger than" in reply["message"]
     status, reply = call(app, b"n\n2.5\n", content_type="text/csv")
     assert status == 415 and "application/json" in reply["message"]
+
+
+def test_an_oversized_body_is_read_to_its_end_before_the_413():
+    # Answering while the client still sends made it fail with a broken pipe, not the 413.
+    parts = [b" " * (MAX_BODY_BYTES // 8)] * 12
+    left_when_answered = []
+
+    async def receive():
+        return {"type": "http.request", "body": parts.pop(), "more_body": bool(parts)}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            left_when_answered.append(len(parts))
+            assert message["status"] == 413
+
+    async def never(scope, receive, send):
+        raise AssertionError("an oversized request reached the model")
+
+    scope = {"type": "http", "method": "POST", "path": "/invocations", "headers": []}
+    asyncio.run(RequestCheck(never)(scope, receive, send))
+    assert left_when_answered == [0]
 
 
 def test_whole_numbers_in_every_layout_reach_the_model(app):
