@@ -58,11 +58,15 @@ def seed_band(runs: list[RunRecord], histories: History, key: str
             [max(by_step[s]) for s in steps])
 
 
-def _panels(plt, count: int, cols: int, height: float):
+def _panels(plt, count: int, cols: int, height: float, *, wspace: float = 0.25, hspace: float = 0.45,
+            left: float = 0.08):
+    """A figure of ``count`` panels, ``cols`` per row, with a fixed margin (in inches) above and below."""
     cols = max(1, min(cols, count))
     rows = math.ceil(count / cols)
     width = WIDTH_IN if cols > 1 else WIDTH_IN * 0.6
     fig, axes = plt.subplots(rows, cols, figsize=(width, height * rows + 0.6), squeeze=False)
+    fig.subplots_adjust(left=left, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
+                        wspace=wspace, hspace=hspace)
     flat = list(axes.flat)
     for extra in flat[count:]:
         extra.set_visible(False)
@@ -120,9 +124,7 @@ def pair_curves(groups: dict[tuple[str, str], list[RunRecord]], histories: Histo
     if not cells:
         return None
     plt = _pyplot()
-    fig, panels = _panels(plt, len(cells), cols=3, height=2.9)
-    fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
-                        wspace=0.28, hspace=0.55)
+    fig, panels = _panels(plt, len(cells), cols=3, height=2.9, wspace=0.28, hspace=0.55, left=0.07)
     values, ends = [], []
     for panel, (dataset, label) in zip(panels, cells):
         runs = groups[(dataset, label)]
@@ -162,8 +164,6 @@ def variant_curves(groups: dict[tuple[str, str], list[RunRecord]], histories: Hi
         return None
     plt = _pyplot()
     fig, panels = _panels(plt, len(datasets), cols=2, height=3.8)
-    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
-                        wspace=0.25, hspace=0.45)
     for panel, dataset in zip(panels, datasets):
         labels = sorted(label for d, label in groups if d == dataset)
         ends, all_steps = [], []
@@ -203,9 +203,7 @@ def seed_points(groups: dict[tuple[str, str], list[RunRecord]], key: str, ylabel
     rank = {label: i for i, label in enumerate(order or [])}
     plt = _pyplot()
     labels_per = max(len([1 for (d, _), runs in cells.items() if d == dataset and runs]) for dataset in datasets)
-    fig, panels = _panels(plt, len(datasets), cols=2, height=3.2 + 0.12 * labels_per)
-    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
-                        wspace=0.22, hspace=0.7)
+    fig, panels = _panels(plt, len(datasets), cols=2, height=3.2 + 0.12 * labels_per, wspace=0.22, hspace=0.7)
     for panel, dataset in zip(panels, datasets):
         labels = sorted((label for (d, label), runs in cells.items() if d == dataset and runs),
                         key=lambda label: (rank.get(label, len(rank)), label))
@@ -281,8 +279,6 @@ def study_curves(studies: list[StudyRecord], path: Path) -> Path | None:
     plt = _pyplot()
     datasets = sorted({s.dataset or s.name for s in studies})
     fig, panels = _panels(plt, len(datasets), cols=2, height=3.8)
-    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
-                        wspace=0.25, hspace=0.45)
     for panel, dataset in zip(panels, datasets):
         ends, all_steps = [], []
         for i, s in enumerate(sorted((s for s in studies if (s.dataset or s.name) == dataset), key=lambda s: s.name)):
