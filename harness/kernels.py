@@ -31,6 +31,7 @@ layers.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -201,6 +202,7 @@ def _mode() -> str:
     return mode
 
 
+@functools.cache
 def _machine() -> str:
     """This CPU and TensorFlow version, as the key of the timing cache."""
     model = platform.processor() or "cpu"
