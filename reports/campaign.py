@@ -17,11 +17,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import tracking
+from harness.store import tracking
 from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG
 from harness.campaign.state import SUPERSEDED_TAG
 from harness.errors import TrackingError, unknown_name
-from harness.metrics.provenance import MIN_TEST_ACCURACY
+from harness.measure.provenance import MIN_TEST_ACCURACY
 from reports import collect
 from reports.ablation import MIN_PAIRS
 from reports.collect import PARENT_TAG, RunRecord

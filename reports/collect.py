@@ -1,6 +1,6 @@
 """Read what training logged to MLflow: one ``RunRecord`` per run, metric histories, samples.
 
-Only reads, and only through ``harness.tracking`` (MLflow's public API):
+Only reads, and only through ``harness.store.tracking`` (MLflow's public API):
 runs are listed in pages, so a store with thousands of runs is read in a few
 queries. Nothing here trains or recomputes a metric; a value that was never
 logged stays missing (``None``).
@@ -12,10 +12,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import tracking
-from harness.backbone import EXPERIMENT as BACKBONE_EXPERIMENT
+from harness.store import tracking
+from harness.measure.backbone_training import EXPERIMENT as BACKBONE_EXPERIMENT
 from harness.errors import TrackingError, unknown_name
-from harness.metrics.provenance import describe, eval_key, quality_warning
+from harness.measure.provenance import describe, eval_key, quality_warning
 from variants.spec import AXES, VariantSpec
 
 # Params that must be equal for two runs to count as the same setting: every

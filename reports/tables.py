@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.campaign.state import SUPERSEDED_TAG
-from harness.metrics.provenance import EVAL_PARAMS, MIN_TEST_ACCURACY, quality_warning
+from harness.measure.provenance import EVAL_PARAMS, MIN_TEST_ACCURACY, quality_warning
 from reports.collect import RunRecord
 from reports.study_store import StudyRecord
 

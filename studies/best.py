@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.config import RunConfig
 from harness.errors import ConfigError
-from harness.urls import redact
+from harness.store.urls import redact
 from studies import space as spaces
 from studies import storage as storages
 from studies.optimize import RUN_CONFIG_ATTR

@@ -14,10 +14,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from harness import tracking, train
+from harness.store import tracking
+from harness.train import run as train
 from harness.config import RunConfig
 from harness.errors import TrainingFailed
-from harness.metrics.provenance import DESCRIPTION_PARAMS, EVAL_PARAMS
+from harness.measure.provenance import DESCRIPTION_PARAMS, EVAL_PARAMS
 from studies import space as spaces
 from studies.storage import worker_id
 
@@ -31,7 +32,7 @@ class Objective:
     """Callable for ``study.optimize``: ``Objective(base, space, metric)(trial) -> score``.
 
     ``base`` holds everything trials share (variant, data, tracking, evaluation);
-    each trial replaces the sampled fields. ``train_fn`` is ``harness.train.run``
+    each trial replaces the sampled fields. ``train_fn`` is ``harness.train.run.run``
     unless given (tests pass a stand-in).
     """
 

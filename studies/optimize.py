@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 from harness.errors import ConfigError, TrainingFailed
-from harness.metrics.provenance import BackboneIdentity
-from harness.urls import redact
+from harness.measure.provenance import BackboneIdentity
+from harness.store.urls import redact
 from studies import record
 from studies import space as spaces
 from studies import storage as storages

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from harness import tracking
+from harness.store import tracking
 
 # Optuna and matplotlib are imported inside functions: the CLI imports this module
 # (through studies.runner), and `--help`, `variants` and `datasets` must not load them.

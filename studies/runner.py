@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import tracking
+from harness.store import tracking
 from harness.data import load_dataset
 from harness.errors import ConfigError
-from harness.metrics.backbones import load_backbone
-from harness.urls import redact
+from harness.measure.backbones import load_backbone
+from harness.store.urls import redact
 from studies import record
 from studies import storage as storages
 from studies.optimize import load_or_create, optimize, pruner_for, sampler_for, values_of

@@ -16,7 +16,7 @@ from harness.config import RunConfig
 from harness.data.registry import class_name
 from harness.errors import ConfigError
 from harness.flags import positive, setting
-from harness.urls import redact
+from harness.store.urls import redact
 from studies import space as spaces
 from studies import storage as storages
 

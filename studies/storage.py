@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.urls import redact
+from harness.store.urls import redact
 
 # Optuna is imported inside functions: the CLI imports this module (through
 # studies.settings), and `--help`, `variants` and `datasets` must not load it.

@@ -34,7 +34,7 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = Path(os.environ["HARNESS_DATA_DIR"])
     if not (root / "cifar-10-batches-py").is_dir():
         pytest.skip(f"CIFAR-10 not found under {root}")
-    from harness.backbone import train_backbone
+    from harness.measure.backbone_training import train_backbone
 
     cache = tmp_path_factory.mktemp("harness-cache")
     previous, cwd = os.environ.get("HARNESS_CACHE_DIR"), os.getcwd()

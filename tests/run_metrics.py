@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from harness import tracking, train
+from harness.store import tracking
+from harness.train import run as train
 from harness.config import RunConfig
-from harness.gan import TRAIN_METRICS
+from harness.train.gan import TRAIN_METRICS
 
-# harness.train.run logs these beside the GAN's own metrics, every epoch.
+# harness.train.run.run logs these beside the GAN's own metrics, every epoch.
 TIMINGS = ("images_per_s", "epoch_seconds", "tracking_seconds")
 EPOCH_METRICS = (*TRAIN_METRICS, *TIMINGS)
 

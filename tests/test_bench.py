@@ -8,7 +8,7 @@ from variants import PRESETS, resolve
 
 
 def test_forward_flops_match_a_hand_count():
-    from harness.bench import forward_flops, step_flops
+    from harness.notebooks.bench import forward_flops, step_flops
     from variants.builders import build_discriminator, build_generator
 
     spec = PRESETS["animals_baseline"]
@@ -34,7 +34,7 @@ def test_forward_flops_match_a_hand_count():
 
 
 def test_peak_is_cores_times_clock_times_width():
-    from harness.bench import cpu_peak_gflops
+    from harness.notebooks.bench import cpu_peak_gflops
 
     peak, how = cpu_peak_gflops()
     if peak is None:
@@ -43,7 +43,7 @@ def test_peak_is_cores_times_clock_times_width():
 
 
 def test_bench_smoke_json():
-    from harness.bench import run_benchmark
+    from harness.notebooks.bench import run_benchmark
 
     result = run_benchmark(("animals_baseline",), batch=8, steps=1, repeats=1, width=0.0625, log=lambda *_: None)
     row = result["variants"]["animals_baseline"]
@@ -55,7 +55,7 @@ def test_bench_smoke_json():
 
 
 def test_all_is_every_preset_and_every_single_change_of_the_baseline():
-    from harness.bench import all_variants
+    from harness.notebooks.bench import all_variants
     from variants import PRESETS, resolve
 
     names = all_variants()
@@ -67,7 +67,7 @@ def test_all_is_every_preset_and_every_single_change_of_the_baseline():
 
 
 def test_the_table_has_a_row_per_variant_and_the_pytorch_columns_when_timed():
-    from harness.bench import table
+    from harness.notebooks.bench import table
 
     row = {"gflop_per_img": 1.0, "notebook_img_s": 100.0, "harness_img_s": 130.0, "speedup": 1.3,
            "peak_fraction": 0.5, "torch_img_s": 120.0, "vs_torch": 130 / 120}
@@ -78,7 +78,7 @@ def test_the_table_has_a_row_per_variant_and_the_pytorch_columns_when_timed():
 
 
 def test_a_python_without_the_reference_is_a_clear_error():
-    from harness.bench import TorchReference
+    from harness.notebooks.bench import TorchReference
     from harness.errors import ConfigError
 
     with pytest.raises(ConfigError, match="cannot be started"):

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import checkpoints, cli, tracking
+from harness import cli
+from harness.train import checkpoints
+from harness.store import tracking
 from harness.campaign.plan import load_plan
 from harness.campaign.state import SUPERSEDED_TAG
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from harness import train
+from harness.train import run as train
 from harness.config import RunConfig
 from harness.data.dataset import Dataset
 from studies.settings import StudySettings

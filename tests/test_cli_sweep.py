@@ -52,14 +52,14 @@ def _cases() -> list[tuple[str, str]]:
 @pytest.fixture
 def stopped(monkeypatch: pytest.MonkeyPatch, tmp_path):
     """A closed tracking port, an empty data root, and no benchmark, fidelity or backbone training."""
-    import harness.backbone
+    import harness.measure.backbone_training
     import harness.commands.notebooks
 
     def stop(*args, **kwargs):
         raise DataError("stopped before any work (test)")
 
     for module, name in ((harness.commands.notebooks, "run_benchmark"), (harness.commands.notebooks, "run_fidelity"),
-                         (harness.backbone, "train_backbone")):
+                         (harness.measure.backbone_training, "train_backbone")):
         monkeypatch.setattr(module, name, stop)
     monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))

@@ -7,9 +7,11 @@ import keras
 import numpy as np
 import pytest
 
-from harness import cli, external, tracking
+from harness import cli
+from harness.generators import files as external
+from harness.store import tracking
 from harness.errors import ConfigError
-from harness.export import export_generator, format_for
+from harness.generators.export import export_generator, format_for
 from variants import resolve
 from variants.builders import build_generator
 

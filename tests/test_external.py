@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import cli, external, tracking
+from harness import cli
+from harness.generators import files as external
+from harness.store import tracking
 from harness.errors import ConfigError
 from variants import resolve
 from variants.builders import build_discriminator, build_generator
@@ -196,7 +198,7 @@ def test_lambda_layers_are_refused(tmp_path, suffix):
 
 # --- the commands -----------------------------------------------------------------------------
 def test_sample_draws_from_a_file_like_from_a_logged_model(files, generator, tmp_path, capsys):
-    from harness import serving
+    from harness.store import generator_model as serving
 
     out = tmp_path / "grid.png"
     assert cli.main(["sample", "--generator", str(files / "g.h5"), "--n", "2", "--cols", "2",

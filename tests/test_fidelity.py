@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from harness import cli
-from harness.bench import NotebookTrainer
+from harness.notebooks.reference_loop import NotebookTrainer
 from harness.config import RunConfig
 from harness.errors import ConfigError
-from harness.fidelity import FidelitySettings, agreement
+from harness.notebooks.fidelity import FidelitySettings, agreement
 from variants import resolve
 
 BATCH = 8
@@ -87,7 +87,7 @@ def test_the_combined_update_trains_d_only_when_asked(combined_d, moves):
 
 
 def test_both_loops_start_from_the_same_weights():
-    from harness.gan import GAN
+    from harness.train.gan import GAN
 
     spec = tiny_spec()
     keras.utils.set_random_seed(3)

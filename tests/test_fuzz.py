@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import cli, train
+from harness import cli
+from harness.train import run as train
 from harness.errors import ConfigError, DataError, HarnessError, describe_os_error
 from variants import PRESETS, TOKENS, VariantSpec, resolve
 

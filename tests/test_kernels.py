@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from harness.kernels import _subpixel_call, accelerate, eligible, eligible_transpose, tap_convolution
+from harness.train.kernels import _subpixel_call, accelerate, eligible, eligible_transpose, tap_convolution
 from variants import resolve
 from variants.builders import build_generator
 
@@ -93,7 +93,7 @@ def test_subpixel_transpose_matches_conv2d_transpose_and_its_gradients(kernel, c
 
 
 def test_the_gan_trains_with_the_faster_formulations_on_cpu(monkeypatch):
-    from harness.gan import GAN
+    from harness.train.gan import GAN
 
     monkeypatch.setenv("HARNESS_CPU_KERNELS", "fast")  # every eligible layer, whatever this CPU prefers
     gan = GAN(resolve("bn_kernel4").scaled(0.125))
@@ -132,7 +132,7 @@ def test_fused_batch_norm_trains_and_infers_exactly_like_keras(momentum, scale, 
 
 
 def test_each_convolution_shape_is_timed_once_per_machine_and_the_faster_kept(tmp_path, monkeypatch):
-    import harness.kernels as kernels
+    import harness.train.kernels as kernels
     from harness.errors import ConfigError
 
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))

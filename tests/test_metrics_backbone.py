@@ -10,8 +10,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from harness.metrics.backbones import cifar_classifier, load_backbone  # noqa: E402
-from harness.metrics.provenance import MIN_TEST_ACCURACY  # noqa: E402
+from harness.measure.backbones import cifar_classifier, load_backbone  # noqa: E402
+from harness.measure.provenance import MIN_TEST_ACCURACY  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_training_saves_the_model_and_its_meta_in_the_cache(trained):
 
 
 def test_training_is_logged_to_the_backbones_experiment(trained):
-    from harness import tracking
+    from harness.store import tracking
 
     _, uri, meta = trained
     client = tracking.client(uri)

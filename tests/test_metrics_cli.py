@@ -8,7 +8,7 @@ from harness import cli
 
 
 def test_backbone_train_passes_its_flags_to_the_library(monkeypatch, capsys, tmp_path):
-    from harness import backbone
+    from harness.measure import backbone_training as backbone
 
     seen = {}
 

@@ -10,9 +10,9 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from harness.errors import ConfigError  # noqa: E402
-from harness.metrics import fid, inception_score, kid  # noqa: E402
-from harness.metrics.backbones import inception, load_backbone  # noqa: E402
-from harness.metrics.evaluator import EVAL_PARAMS, make_evaluator  # noqa: E402
+from harness.measure import fid, inception_score, kid  # noqa: E402
+from harness.measure.backbones import inception, load_backbone  # noqa: E402
+from harness.measure.evaluator import EVAL_PARAMS, make_evaluator  # noqa: E402
 from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
 
 LATENT, SIZE = 4, 8

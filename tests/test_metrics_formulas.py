@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from harness.metrics import fid, inception_score, kid
+from harness.measure import fid, inception_score, kid
 
 # ---------------------------------------------------------------- helpers written here, independently
 

@@ -19,7 +19,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from harness.errors import ConfigError, DataError  # noqa: E402
-from harness.metrics.backbones import inception  # noqa: E402
+from harness.measure.backbones import inception  # noqa: E402
 
 RESIZE, CHANNELS, CLASSES = (9, 9), 4, 5
 TINY = inception.GraphSignature(resize=RESIZE, feature_dim=CHANNELS, num_classes=CLASSES)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.metrics.provenance import (EVAL_PARAMS, MIN_TEST_ACCURACY, BackboneIdentity, describe, eval_key,
+from harness.measure.provenance import (EVAL_PARAMS, MIN_TEST_ACCURACY, BackboneIdentity, describe, eval_key,
                                         quality_warning)
 
 MD5 = "0123456789abcdef0123456789abcdef"
@@ -53,7 +53,7 @@ def test_the_description_names_file_accuracy_and_counts():
                          ids=lambda p: p.name)
 def test_the_metrics_package_holds_no_workflow(path):
     """Formulas, backbones and the evaluator only: no tracking, run config or sampling workflow."""
-    forbidden = {"harness.tracking", "harness.sampling", "harness.config", "mlflow"}
+    forbidden = {"harness.store.tracking", "harness.generators.sampling", "harness.config", "mlflow"}
     imported = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:

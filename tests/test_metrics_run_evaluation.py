@@ -1,4 +1,4 @@
-"""``harness.evaluation.evaluate_run``: score a finished run's logged generator later, into the same run."""
+"""``harness.generators.scoring.evaluate_run``: score a finished run's logged generator later, into the same run."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from harness.errors import ConfigError, TrackingError  # noqa: E402
-from harness.metrics.backbones import inception  # noqa: E402
-from harness.evaluation import _check_same_evaluation, evaluate_run  # noqa: E402
+from harness.measure.backbones import inception  # noqa: E402
+from harness.generators.scoring import _check_same_evaluation, evaluate_run  # noqa: E402
 from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
 
 LATENT = 4
@@ -18,7 +18,7 @@ LATENT = 4
 @pytest.fixture
 def finished_run(tracking_uri, data_root, tmp_path, monkeypatch):
     """A run logged the way `harness run` logs one: config, data params, epochs, the generator."""
-    from harness import tracking
+    from harness.store import tracking
     from harness.config import RunConfig
     from harness.data import load_dataset
 
@@ -49,7 +49,7 @@ def graph_file(tmp_path, monkeypatch):
 
 
 def test_scores_are_logged_into_the_run_at_its_last_epoch(finished_run, tracking_uri, graph_file):
-    from harness import tracking
+    from harness.store import tracking
 
     scores = evaluate_run(finished_run, tracking_uri=tracking_uri, backbone="inception",
                           inception_path=graph_file, log=lambda *_: None)
@@ -71,7 +71,7 @@ def test_scores_are_logged_into_the_run_at_its_last_epoch(finished_run, tracking
 
 
 def test_another_file_of_the_same_backbone_is_refused(finished_run, tracking_uri, graph_file, tmp_path):
-    from harness import tracking
+    from harness.store import tracking
 
     evaluate_run(finished_run, tracking_uri=tracking_uri, backbone="inception", inception_path=graph_file,
                  log=lambda *_: None)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.data.pipeline import array_batches, epoch_batches, repeated_batches
-from harness.gan import GAN
+from harness.train.gan import GAN
 from variants import resolve
 
 BATCH = 8

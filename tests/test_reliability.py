@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import checkpoints, train
+from harness.train import checkpoints
+from harness.train import run as train
 from harness.config import RunConfig
 from harness.errors import ConfigError, HarnessError
 from run_metrics import die_before_logging, each_metric_at, logged_epochs
@@ -21,7 +22,7 @@ from run_metrics import die_before_logging, each_metric_at, logged_epochs
 @pytest.fixture(scope="module")
 def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An SQLite store with MLflow's schema, created once (migrations take seconds)."""
-    from harness import tracking
+    from harness.store import tracking
 
     path = tmp_path_factory.mktemp("store") / "mlflow.db"
     tracking.ensure_store(f"sqlite:///{path}")
@@ -40,7 +41,7 @@ def tracking_uri(empty_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def _no_model_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     # Saving the generator as an MLflow model takes seconds and is not what these
     # tests check; the subprocess tests (test_reliability_kill.py) log it for real.
-    from harness import tracking
+    from harness.store import tracking
 
     monkeypatch.setattr(tracking.RunLogger, "log_generator", lambda self, generator, requirements: "m-test")
 
@@ -53,13 +54,13 @@ def _config(tracking_uri: str, tmp_path: Path, **changes) -> RunConfig:
 
 
 def _status(uri: str, run_id: str) -> str:
-    from harness import tracking
+    from harness.store import tracking
 
     return tracking.client(uri).get_run(run_id).info.status
 
 
 def _only_run(uri: str) -> str:
-    from harness import tracking
+    from harness.store import tracking
 
     client = tracking.client(uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
@@ -101,7 +102,7 @@ def test_disk_full_keeps_the_previous_checkpoint_and_the_run_resumes(tracking_ur
 
 
 def test_crash_between_checkpoint_and_metrics_logs_the_epoch_once(tracking_uri, tmp_path, data_root):
-    from harness import tracking
+    from harness.store import tracking
 
     config = _config(tracking_uri, tmp_path)
     die_before_logging(config, epoch=2)
@@ -149,7 +150,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tracking_uri, 
 
 def test_sigterm_mid_epoch_ends_killed_keeping_the_last_epochs_checkpoint(tracking_uri, tmp_path, monkeypatch,
                                                                           data_root):
-    from harness.callbacks import NonFiniteGuard
+    from harness.train.callbacks import NonFiniteGuard
 
     config = _config(tracking_uri, tmp_path)
     seen: dict[str, bytes] = {}
@@ -169,7 +170,7 @@ def test_sigterm_mid_epoch_ends_killed_keeping_the_last_epochs_checkpoint(tracki
     with pytest.raises(KeyboardInterrupt):
         train.run(config, on_epoch=after_epoch, log=lambda _: None)
     run_id = _only_run(tracking_uri)
-    from harness import tracking
+    from harness.store import tracking
 
     run = tracking.client(tracking_uri).get_run(run_id)
     assert (run.info.status, run.data.tags["failure_reason"]) == ("KILLED", "interrupted during epoch 2")

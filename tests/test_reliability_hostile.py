@@ -23,7 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from harness import checkpoints, tracking, train
+from harness.train import checkpoints
+from harness.store import tracking
+from harness.train import run as train
 from harness.config import RunConfig
 from harness.data import decode, load_dataset
 from harness.errors import HarnessError, TrackingError, describe_os_error
@@ -122,7 +124,7 @@ def test_a_checkpoint_whose_name_and_metadata_disagree_is_refused(store_copy, tm
 # --- checkpoints that lie: a sweep over the reader -----------------------------------------
 @pytest.fixture(scope="module")
 def gan():
-    from harness.gan import GAN
+    from harness.train.gan import GAN
     from variants import resolve
 
     model = GAN(resolve("animals_baseline").scaled(0.125))
@@ -320,7 +322,7 @@ def test_training_on_a_store_with_garbage_pages_stops_before_training(empty_stor
 
 CREATE_AND_LOG = textwrap.dedent("""
     import sys, time
-    from harness import tracking
+    from harness.store import tracking
     uri, start = sys.argv[1], float(sys.argv[2])
     import mlflow  # imported before the wait, so both processes reach the store together
     while time.time() < start:
@@ -435,7 +437,7 @@ def test_every_os_error_description_is_one_line_naming_the_path():
 
 def test_a_nan_after_resuming_from_a_damaged_checkpoint_names_the_checkpoint_kept(store_copy, tmp_path,
                                                                                data_root, monkeypatch):
-    from harness.callbacks import NonFiniteGuard
+    from harness.train.callbacks import NonFiniteGuard
     from harness.errors import TrainingFailed
 
     config, run_id, folder = _crashed_run(store_copy, tmp_path)

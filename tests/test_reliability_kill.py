@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import checkpoints, cli, tracking
+from harness import cli
+from harness.train import checkpoints
+from harness.store import tracking
 from run_metrics import each_metric_at, logged_epochs
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import checkpoints, cli
+from harness import cli
+from harness.train import checkpoints
 from harness.data import cifar10
 from harness.errors import DataError
 
@@ -88,7 +89,7 @@ def test_cifar_unpickler_refuses_a_malicious_pickle(tmp_path: Path) -> None:
 
 
 def test_a_pickled_checkpoint_is_refused_and_the_previous_one_loads(tmp_path: Path) -> None:
-    from harness.gan import GAN
+    from harness.train.gan import GAN
     from variants import resolve
 
     gan = GAN(resolve("animals_baseline").scaled(0.125))

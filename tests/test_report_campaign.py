@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness import tracking
+from harness.store import tracking
 from harness.campaign.plan import CELL_TAG, HASH_TAG, load_plan
 from harness.campaign.run import PARENT_EXPERIMENT, open_parent
 from harness.campaign.state import SUPERSEDED_TAG

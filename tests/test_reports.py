@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.metrics.provenance import eval_key
+from harness.measure.provenance import eval_key
 from reports.collect import RunRecord
 from reports.tables import Column, Table, select, variant_tables
 from variants.spec import AXES, VariantSpec
@@ -30,7 +30,7 @@ EVAL_KEYS = ("fid", "kid", "is", "real_acc", "fake_acc", "images_per_s")
 
 # --- the store -------------------------------------------------------------------------------
 def _train_store(folder: Path, uri: str) -> dict[tuple[str, str, int], str]:
-    from harness import train
+    from harness.train import run as train
     from harness.config import RunConfig
 
     ids = {}
@@ -47,7 +47,7 @@ def _train_store(folder: Path, uri: str) -> dict[tuple[str, str, int], str]:
 
 
 def _failed_run(uri: str) -> str:
-    from harness import tracking
+    from harness.store import tracking
 
     client = tracking.client(uri)
     experiment = tracking.experiment_id(uri, "horses")
@@ -106,7 +106,7 @@ def _final(client, run_id: str, key: str) -> float | None:
 
 # --- tables equal the logged values ----------------------------------------------------------
 def test_variant_table_equals_logged_final_values(store):
-    from harness import tracking
+    from harness.store import tracking
 
     client = tracking.client(store["uri"])
     rows = {(r["dataset"], r["variant"]): r for r in _csv(store["out"] / "variants.csv")}
@@ -124,7 +124,7 @@ def test_variant_table_equals_logged_final_values(store):
 def test_ablation_pairs_by_seed_and_matches_the_t_formula(store):
     from scipy import stats
 
-    from harness import tracking
+    from harness.store import tracking
 
     client = tracking.client(store["uri"])
     rows = _csv(store["out"] / "ablation.csv")
@@ -264,7 +264,7 @@ def test_holm_adjustment_by_hand():
 @pytest.fixture(scope="module")
 def empty_store(tmp_path_factory) -> str:
     """A store with an experiment and no runs (creating one costs seconds: share it)."""
-    from harness import tracking
+    from harness.store import tracking
 
     folder = tmp_path_factory.mktemp("empty_store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"

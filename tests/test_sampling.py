@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import cli, sampling
+from harness import cli
+from harness.generators import sampling
 from harness.errors import ConfigError, TrackingError
 
 
@@ -26,7 +27,7 @@ def log_generator(uri: str, experiment: str = "horses") -> str:
     """A FINISHED run with a tiny random generator; returns its run id."""
     import keras
 
-    from harness import tracking
+    from harness.store import tracking
     from variants import resolve
     from variants.builders import build_generator
 
@@ -40,7 +41,7 @@ def log_generator(uri: str, experiment: str = "horses") -> str:
 def scored_run(uri: str, experiment: str, fids: list[float], status: str = "FINISHED",
                backbone: str = "inception") -> str:
     """A run (without a generator) whose ``fid`` is ``fids[k]`` at step k + 1."""
-    from harness import tracking
+    from harness.store import tracking
 
     client = tracking.client(uri)
     run = client.create_run(tracking.experiment_id(uri, experiment))
@@ -129,7 +130,7 @@ def test_slerp_follows_the_great_circle():
 
 
 def test_best_is_the_lowest_final_fid_of_finished_runs(store):
-    from harness import tracking
+    from harness.store import tracking
 
     scored_run(store, "eagles", [])
     with pytest.raises(ConfigError, match="--eval-every"):

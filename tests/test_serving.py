@@ -21,9 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from harness import cli, sampling, serving
+from harness import cli
+from harness.generators import sampling
+from harness.store import generator_model as serving
 from harness.errors import ConfigError
-from harness.serve import MAX_BODY_BYTES, MODEL_URI_ENV, RequestCheck, check_request, create_app, serve, serve_command
+from harness.store.model_server import MAX_BODY_BYTES, MODEL_URI_ENV, RequestCheck, check_request, create_app, serve, serve_command
 
 STARTUP_S = 240  # the server imports TensorFlow and MLflow: slow on a busy 2-core machine
 
@@ -33,7 +35,7 @@ def logged(tmp_path_factory) -> tuple[str, str]:
     """(tracking uri, run id) of a FINISHED run with a tiny random generator."""
     import keras
 
-    from harness import tracking
+    from harness.store import tracking
     from variants import resolve
     from variants.builders import build_generator
 
@@ -84,7 +86,7 @@ def test_the_real_server_answers_by_count_and_seed_and_refuses_bad_requests(logg
     uri, run_id = logged
     port = free_port()
     log = tmp_path / "server.log"
-    # `python -m harness.serve runs:/ID/generator`, the command line `serve` execs.
+    # `python -m harness.store.model_server runs:/ID/generator`, the command line `serve` execs.
     with open(log, "wb") as out:
         server = subprocess.Popen(serve_command(f"runs:/{run_id}/generator", port=port),
                                   env={**os.environ, "MLFLOW_TRACKING_URI": uri},
@@ -159,7 +161,7 @@ def test_serve_execs_mlflow_on_localhost_and_refuses_a_busy_port(logged, monkeyp
     with pytest.raises(Execd) as execd:
         cli.main(["serve", "--run-id", run_id, "--port", str(free_port()), "--tracking-uri", uri])
     argv, env = execd.value.args
-    assert argv[1:3] == ["-m", "harness.serve"]
+    assert argv[1:3] == ["-m", "harness.store.model_server"]
     assert argv[3] == sampling.model_uri(uri, run_id=run_id)
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
     assert env["MLFLOW_TRACKING_URI"] == uri

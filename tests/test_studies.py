@@ -9,11 +9,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from harness import cli, tracking
+from harness import cli
+from harness.store import tracking
 from harness.config import RunConfig
 from harness.errors import ConfigError, TrainingFailed
-from harness.train import RunResult, StopRun
-from harness.urls import redact
+from harness.train.run import RunResult, StopRun
+from harness.store.urls import redact
 from studies import space as spaces
 from studies import storage as storages
 from studies.objective import Objective

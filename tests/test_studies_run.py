@@ -10,7 +10,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from harness import cli, tracking
+from harness import cli
+from harness.store import tracking
 from harness.config import RunConfig
 from studies import storage as storages
 from studies.runner import run_study

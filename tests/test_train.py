@@ -19,7 +19,7 @@ def _sigmoid(x):
 
 def test_step_metrics_match_numpy():
     """real_acc, d_real and d_loss_real equal a NumPy computation on D's logits."""
-    from harness.gan import GAN
+    from harness.train.gan import GAN
 
     # No dropout, no BatchNorm: D(x) in the step equals D(x) computed beforehand.
     spec = resolve("nobn_nodrop_split").scaled(0.125)
@@ -44,7 +44,7 @@ def test_step_metrics_match_numpy():
 def test_fake_acc_matches_numpy_in_mixed_mode():
     """In mixed mode the fake logits come from the same pre-update D: recompute them."""
     import keras
-    from harness.gan import GAN
+    from harness.train.gan import GAN
 
     spec = resolve("nobn_nodrop_mixed").scaled(0.125)
     gan = GAN(spec, seed=5)
@@ -69,8 +69,8 @@ def _config(tracking_uri, tmp_path, **changes):
 
 def test_run_logs_everything_to_mlflow(data_root, tracking_uri, tmp_path):
     import mlflow
-    from harness import train
-    from harness.tracking import client
+    from harness.train import run as train
+    from harness.store.tracking import client
 
     result = train.run(_config(tracking_uri, tmp_path), log=lambda *_: None)
     c = client(tracking_uri)
@@ -95,8 +95,10 @@ def test_run_logs_everything_to_mlflow(data_root, tracking_uri, tmp_path):
 
 
 def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(data_root, tracking_uri, tmp_path, monkeypatch):
-    from harness import checkpoints, gan, train
-    from harness.tracking import client
+    from harness.train import checkpoints
+    from harness.train import gan
+    from harness.train import run as train
+    from harness.store.tracking import client
 
     config = _config(tracking_uri, tmp_path, epochs=1, variant="animals_baseline")
     first = train.run(config, log=lambda *_: None)
@@ -114,7 +116,7 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(data_root, tr
 
 
 def test_bad_inputs_fail_before_training(data_root, tracking_uri, tmp_path):
-    from harness import train
+    from harness.train import run as train
 
     with pytest.raises(DataError, match="fewer than the 256 needed for one training batch"):
         train.run(_config(tracking_uri, tmp_path, batch_size=256), log=lambda *_: None)

@@ -130,7 +130,7 @@ def test_g_dense_activation_is_checked_and_logged_as_built():
 # --- building and one step -------------------------------------------------------------
 def _step(spec, image_size=None, channels=None):
     """Build the GAN at tiny width and run one eager training step on random images."""
-    from harness.gan import GAN
+    from harness.train.gan import GAN
 
     spec = spec.for_image(image_size or spec.image_size, channels or spec.channels).scaled(0.0625)
     gan = GAN(spec, seed=1)

@@ -16,15 +16,18 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from harness import checkpoints, processes, tracking, train
-from harness.progress import duration
+from harness import processes
+from harness.train import checkpoints
+from harness.store import tracking
+from harness.train import run as train
+from harness.train.progress import duration
 from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG, Cell, Plan
 from harness.campaign.queue import CellQueue
 from harness.campaign.state import SUPERSEDED_TAG, CellState, cell_states, eta_seconds, seconds_per_image_epoch
 from harness.data import load_dataset
 from harness.errors import ConfigError, TrainingFailed
-from harness.metrics.backbones import load_backbone
-from harness.urls import redact
+from harness.measure.backbones import load_backbone
+from harness.store.urls import redact
 from studies import storage as storages
 
 PARENT_EXPERIMENT = "campaigns"

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import tracking
+from harness.store import tracking
 from harness.campaign.plan import CELL_TAG, HASH_TAG, SETTINGS_TAG, TAG, Cell, Plan
 
 SUPERSEDED_TAG = "campaign.superseded"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from harness.progress import duration
+from harness.train.progress import duration
 from harness.campaign.plan import Plan
 from harness.campaign.queue import CellQueue
 from harness.campaign.state import CellState, cell_states, cell_work, eta_seconds, seconds_per_image_epoch

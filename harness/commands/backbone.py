@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 
-from harness import backbone
+from harness.measure import backbone_training as backbone
 from harness.commands.common import add_data_root, add_tracking
 
 # The defaults are train_backbone's own.

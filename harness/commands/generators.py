@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 
-from harness import external, flags, tracking
+from harness import flags
+from harness.generators import files as external
+from harness.store import tracking
 from harness.commands.common import add_data_root, add_tracking
 from harness.config import RunConfig
 from harness.errors import ConfigError
-from harness.export import FORMATS, export_logged, format_for
+from harness.generators.export import FORMATS, export_logged, format_for
 from harness.images import enlarged, grid, viewable_scale
 
-# harness.sampling and harness.serve import MLflow, the evaluations SciPy and
+# harness.generators.sampling and harness.store.model_server import MLflow, the evaluations SciPy and
 # MLflow: they are imported in the handlers, so that `--help`, `variants` and
 # `datasets` start without them.
 
@@ -39,7 +41,7 @@ def add_which_generator(parser: argparse.ArgumentParser) -> None:
 
 def generator_uri(args: argparse.Namespace) -> str:
     """The MLflow model URI of the generator ``--run-id``, ``--model`` or ``--best`` names."""
-    from harness import sampling
+    from harness.generators import sampling
 
     return sampling.model_uri(args.tracking_uri, run_id=args.run_id, model=args.model, best=args.best,
                               dataset=args.dataset, experiment=args.experiment,
@@ -86,7 +88,7 @@ def _viewable(image, images, scale: int | None):
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from harness import sampling
+    from harness.generators import sampling
 
     if args.cols is not None and args.cols < 1:
         raise ConfigError(f"--cols {args.cols} must be at least 1.")
@@ -127,7 +129,7 @@ def add_serve(sub) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from harness.serve import serve
+    from harness.store.model_server import serve
 
     return serve(generator_uri(args), args.tracking_uri, host=args.host, port=args.port, workers=args.workers)
 
@@ -186,8 +188,8 @@ def add_eval(sub) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from harness.evaluation import evaluate_run
-    from harness.external_evaluation import evaluate_file
+    from harness.generators.scoring import evaluate_run
+    from harness.generators.file_scoring import evaluate_file
 
     if args.eval_samples is not None and args.eval_samples < 10:
         raise ConfigError(f"--eval-samples {args.eval_samples} must be at least 10 (IS uses 10 splits).")

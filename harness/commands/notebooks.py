@@ -7,10 +7,10 @@ import inspect
 import json
 
 from harness import flags
-from harness.bench import all_variants, run_benchmark, table
+from harness.notebooks.bench import all_variants, run_benchmark, table
 from harness.commands.common import add_data_root, names
 from harness.config import RunConfig
-from harness.fidelity import RUN_DEFAULTS, RUN_FLAGS, FidelitySettings, run_fidelity
+from harness.notebooks.fidelity import RUN_DEFAULTS, RUN_FLAGS, FidelitySettings, run_fidelity
 from variants import resolve
 
 # bench's defaults are run_benchmark's own.

@@ -6,7 +6,7 @@ import argparse
 import inspect
 
 from harness.commands.common import add_tracking, names
-from harness.urls import redact
+from harness.store.urls import redact
 from reports import build_report
 from reports.study_store import default_storage
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness import flags, tracking, train
+from harness import flags
+from harness.store import tracking
+from harness.train import run as train
 from harness.campaign.plan import load_plan
 from harness.commands.common import add_data_root, names
 from harness.config import RunConfig

@@ -33,10 +33,10 @@ from harness.checksums import md5_of
 from harness.data import cache_root
 from harness.data import data_root as default_data_root
 from harness.errors import ConfigError, DataError
-from harness.metrics.provenance import BackboneIdentity
+from harness.measure.provenance import BackboneIdentity
 
 # TensorFlow is imported inside functions: the CLI imports this module (through
-# harness.backbone), and `--help`, `variants` and `datasets` must not load it.
+# harness.measure.backbone_training), and `--help`, `variants` and `datasets` must not load it.
 
 NAME = "inception-2015-12-05"
 URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"

@@ -26,10 +26,10 @@ import numpy as np
 from PIL import Image
 
 from harness.errors import ConfigError, TrackingError, describe_os_error
-from harness.sqlite_store import check_sqlite_file, schema_lock
-from harness.urls import redact
+from harness.store.sqlite import check_sqlite_file, schema_lock
+from harness.store.urls import redact
 
-# MLflow (and harness.serving, which imports it) is imported inside the functions that
+# MLflow (and harness.store.generator_model, which imports it) is imported inside the functions that
 # use it: the commands import this module, and `--help`, `variants` and `datasets`
 # must answer without loading MLflow.
 
@@ -281,15 +281,15 @@ class RunLogger:
     def log_generator(self, generator, pip_requirements: list[str]) -> str:
         """Log ``generator`` as the pyfunc model ``generator`` of this run; return its model id.
 
-        The model is ``harness/serving.py`` (logged from code) with the network
+        The model is ``harness/store/generator_model.py`` (logged from code) with the network
         as ``artifacts/generator.keras``: ``mlflow models serve`` and
         ``mlflow.pyfunc.load_model`` give images by count and seed, and
-        ``harness.sampling.load_generator`` gives back the Keras network.
+        ``harness.generators.sampling.load_generator`` gives back the Keras network.
         """
         import mlflow
         import mlflow.pyfunc
 
-        from harness import serving
+        from harness.store import generator_model as serving
 
         active = mlflow.active_run()
         if active is None or active.info.run_id != self.run_id:

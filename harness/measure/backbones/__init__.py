@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.data import cache_root
 from harness.errors import ConfigError, unknown_name
-from harness.metrics.backbones import cifar_classifier, inception
+from harness.measure.backbones import cifar_classifier, inception
 
 BACKBONES = ("auto", "inception", "cifar10_classifier")
 

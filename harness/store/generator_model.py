@@ -1,4 +1,4 @@
-"""The generator as an MLflow pyfunc model (served by ``harness/serve.py``).
+"""The generator as an MLflow pyfunc model (served by ``harness/store/model_server.py``).
 
 The logged model "generator" is this file plus the Keras network:
 
@@ -164,6 +164,6 @@ def _bad(message: str):
     return MlflowException.invalid_parameter_value(message)
 
 
-if __name__ != "harness.serving":
+if __name__ != "harness.store.generator_model":
     # MLflow is loading this file as a logged model's code (see the module doc).
     mlflow.models.set_model(GeneratorModel())

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data import cache_root
-from harness.metrics import fid
+from harness.measure import fid
 
 
 @dataclass(frozen=True, eq=False)

@@ -29,7 +29,7 @@ When the activation is neither, ``output_range="tanh"`` or ``"sigmoid"``
 says which it is.
 
 This module imports neither TensorFlow, h5py nor MLflow at the top: the CLI
-reads its constants to build its flags. ``harness.external_evaluation``
+reads its constants to build its flags. ``harness.generators.file_scoring``
 scores a file into MLflow.
 """
 

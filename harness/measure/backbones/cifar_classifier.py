@@ -11,7 +11,7 @@ layer ``features``, serves FID/KID; the softmax over the ten classes serves IS.
 Values computed with it are named after it (``cifar10_classifier-v1``) and its
 file's md5 (``provenance``) and are comparable only with values of the same
 file, never with Inception-based numbers. Training it is a workflow and lives
-in ``harness/backbone.py``; this module holds the network, its augmentation and
+in ``harness/measure/backbone_training.py``; this module holds the network, its augmentation and
 schedule, the saved file and the backbone that reads it.
 """
 
@@ -26,11 +26,11 @@ import numpy as np
 from harness.checksums import md5_of
 from harness.data import cache_root
 from harness.errors import DataError
-from harness.metrics.backbones.inception import as_rgb_uint8
-from harness.metrics.provenance import BackboneIdentity
+from harness.measure.backbones.inception import as_rgb_uint8
+from harness.measure.provenance import BackboneIdentity
 
 # Keras and TensorFlow are imported inside functions: the CLI imports this module
-# (through harness.backbone), and `--help`, `variants` and `datasets` must not load them.
+# (through harness.measure.backbone_training), and `--help`, `variants` and `datasets` must not load them.
 
 VERSION = 1
 NAME = f"cifar10_classifier-v{VERSION}"

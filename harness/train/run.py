@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 
 import harness
-from harness import checkpoints, tracking
+from harness.train import checkpoints
+from harness.store import tracking
 from harness.config import RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError, TrainingFailed
 from harness.images import enlarged, grid, to_uint8, viewable_scale
-from harness.progress import EpochLine, Timeline
+from harness.train.progress import EpochLine, Timeline
 from variants import canonical_name, resolve
 
 # TensorFlow and Keras (and the modules that import them) are imported inside
@@ -107,7 +108,7 @@ def run(config: RunConfig, *, resume: str | None = None,
     import tensorflow as tf
 
     from harness.data.pipeline import epoch_batches
-    from harness.gan import GAN
+    from harness.train.gan import GAN
 
     keras.utils.set_random_seed(config.seed)
     gan = GAN(spec, seed=config.seed)
@@ -261,7 +262,7 @@ def _fit_epoch(gan, batches, epoch: int, config: RunConfig, steps: int, bar_on: 
                result: RunResult) -> dict[str, float]:
     """Train one epoch; return its metrics. A NaN or inf loss raises TrainingFailed, naming
     the checkpoint a resume would start from."""
-    from harness.callbacks import NonFiniteGuard, ProgressBar
+    from harness.train.callbacks import NonFiniteGuard, ProgressBar
 
     start = time.perf_counter()
     guard = NonFiniteGuard()
@@ -381,7 +382,7 @@ def _repair_metrics(logger, meta: dict[str, Any], gan, fixed_noise: np.ndarray, 
 
 
 def _evaluator(config: RunConfig, spec, dataset, log):
-    from harness.metrics.evaluator import make_evaluator
+    from harness.measure.evaluator import make_evaluator
 
     evaluator = make_evaluator(
         dataset_key=f"{dataset.source}:{dataset.name}:train:{spec.image_size}:{dataset.fingerprint}",

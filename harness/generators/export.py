@@ -28,7 +28,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 
-# Keras and harness.sampling (MLflow) are imported inside functions: the CLI reads
+# Keras and harness.generators.sampling (MLflow) are imported inside functions: the CLI reads
 # FORMATS from this module, and `--help`, `variants` and `datasets` must not load them.
 
 FORMATS = ("h5", "keras", "savedmodel")
@@ -84,7 +84,7 @@ def export_logged(tracking_uri: str, model_uri: str, out: str | Path, fmt: str |
 
     The destination is checked before anything is downloaded.
     """
-    from harness import sampling
+    from harness.generators import sampling
 
     format_for(out, fmt)
     _check_free(Path(out))

@@ -10,6 +10,6 @@ Modules:
   evaluator        ``make_evaluator(...).evaluate(generator)`` during or after training
 
 Only formulas, backbones and the evaluator: scoring a finished run into MLflow
-is ``harness.evaluation``, training the offline backbone ``harness.backbone``.
+is ``harness.generators.scoring``, training the offline backbone ``harness.measure.backbone_training``.
 Importing this package does not import TensorFlow.
 """

@@ -1,6 +1,6 @@
 """Score a generator file (``.h5``, ``.keras``) into MLflow: ``evaluate_file(path, dataset=...)``.
 
-The file is loaded and checked by ``harness.external``, then scored with the
+The file is loaded and checked by ``harness.generators.files``, then scored with the
 evaluator, backbone and defaults (``eval_samples``, the noise seed) that runs
 use, so its FID/KID/IS compare with runs' values of the same backbone file
 and counts. The scores go into a new MLflow run in the dataset's experiment,
@@ -16,12 +16,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from harness import external, tracking
+from harness.generators import files as external
+from harness.store import tracking
 from harness.config import DEFAULT_TRACKING_URI, RunConfig
 from harness.data import load_dataset
 from harness.data.registry import class_name
 from harness.errors import ConfigError
-from harness.metrics.evaluator import make_evaluator
+from harness.measure.evaluator import make_evaluator
 
 SOURCE_TAG = "source"
 SOURCE = "external"
@@ -37,7 +38,7 @@ def evaluate_file(path: str | Path, *, dataset: str | None, tracking_uri: str = 
 
     ``experiment`` defaults to the dataset's class, ``eval_samples`` and
     ``seed`` to a run's defaults. Returns the scores plus ``run_id``. Raises
-    ``ConfigError`` for a bad file (see ``harness.external.load``), a missing
+    ``ConfigError`` for a bad file (see ``harness.generators.files.load``), a missing
     dataset or one whose images have other channels than the generator's.
     """
     if not dataset:

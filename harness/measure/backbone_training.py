@@ -1,6 +1,6 @@
 """Train the offline FID/KID/IS backbone: ``train_backbone()`` (what ``backbone train`` runs).
 
-Trains the CIFAR-10 classifier of ``harness.metrics.backbones.cifar_classifier``
+Trains the CIFAR-10 classifier of ``harness.measure.backbones.cifar_classifier``
 on all ten classes, saves it (and a .json with its settings and test accuracy)
 in the cache, where the evaluator finds it, and logs the training to the MLflow
 experiment ``backbones``. The network, its augmentation, schedule and file
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import tracking
+from harness.store import tracking
 from harness.config import DEFAULT_TRACKING_URI
 from harness.data import load_cifar10
 from harness.errors import DataError
-from harness.metrics.backbones.cifar_classifier import NAME, VERSION, augment, build_classifier, one_cycle, save
+from harness.measure.backbones.cifar_classifier import NAME, VERSION, augment, build_classifier, one_cycle, save
 
 # Keras and harness.data.pipeline (TensorFlow) are imported inside functions: the CLI
 # imports this module, and `--help`, `variants` and `datasets` must not load them.

@@ -4,9 +4,9 @@ For each seed, one variant is trained twice on the same images in the same
 order, with the same batch size and the same initial weights
 (``keras.utils.set_random_seed(seed)`` before building G, then D, in both):
 
-- ``harness``: ``harness.gan.GAN``'s compiled ``train_step`` under ``fit``,
-  one epoch per call, as ``harness.train`` runs it;
-- ``notebook``: ``harness.bench.NotebookTrainer``, the notebooks' loop
+- ``harness``: ``harness.train.gan.GAN``'s compiled ``train_step`` under ``fit``,
+  one epoch per call, as ``harness.train.run`` runs it;
+- ``notebook``: ``harness.notebooks.bench.NotebookTrainer``, the notebooks' loop
   (``generator.predict``, ``discriminator.train_on_batch`` on the real then
   the fake batch, the combined model's ``train_on_batch``).
 
@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from harness import flags
-from harness.bench import NotebookTrainer
+from harness.notebooks.reference_loop import NotebookTrainer
 from harness.config import RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError
@@ -103,7 +103,7 @@ def run_fidelity(settings: FidelitySettings, log=print) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    from harness.metrics.evaluator import make_evaluator
+    from harness.measure.evaluator import make_evaluator
 
     # --- the variant, the data, the evaluator -----------------------------------------
     config = settings.run.resolved()
@@ -182,7 +182,7 @@ def _train(loop: str, spec, images, config: RunConfig, settings: FidelitySetting
     import keras
 
     from harness.data.pipeline import epoch_batches
-    from harness.gan import GAN
+    from harness.train.gan import GAN
 
     keras.utils.set_random_seed(seed)  # the same initial weights in both loops (G built first, then D)
     if loop == "harness":

@@ -2,7 +2,7 @@
 
 MLflow opens an SQLite store it is given, creating its schema when missing,
 and retries a damaged one for minutes. The tracking adapter
-(``harness.tracking.ensure_store``) calls these first, so a damaged store
+(``harness.store.tracking.ensure_store``) calls these first, so a damaged store
 is one clear error before training and two processes creating a new store
 at once both succeed.
 """

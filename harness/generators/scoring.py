@@ -8,12 +8,12 @@ file) or sample count is refused: one run's fid must always mean one thing.
 
 from __future__ import annotations
 
-from harness import tracking
+from harness.store import tracking
 from harness.config import DEFAULT_TRACKING_URI, RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError, DataError, TrackingError
-from harness.metrics.evaluator import EVAL_PARAMS, make_evaluator
-from harness.sampling import load_generator
+from harness.measure.evaluator import EVAL_PARAMS, make_evaluator
+from harness.generators.sampling import load_generator
 
 # The flag that changes each evaluation param, for the refusal message.
 _FLAGS = {"eval_backbone": "--backbone/--inception", "eval_backbone_md5": "--backbone/--inception",

@@ -22,10 +22,10 @@ import numpy as np
 import tensorflow as tf
 
 from harness.errors import ConfigError
-from harness.metrics import fid, inception_score, kid
-from harness.metrics.backbones import load_backbone
-from harness.metrics.provenance import EVAL_PARAMS, BackboneIdentity, quality_warning
-from harness.metrics.reference import ReferenceStats, reference_stats
+from harness.measure import fid, inception_score, kid
+from harness.measure.backbones import load_backbone
+from harness.measure.provenance import EVAL_PARAMS, BackboneIdentity, quality_warning
+from harness.measure.reference import ReferenceStats, reference_stats
 
 __all__ = ["EVAL_PARAMS", "Evaluator", "make_evaluator"]
 

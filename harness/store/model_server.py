@@ -1,6 +1,6 @@
 """``python -m harness serve``: MLflow's scoring app on a logged generator, behind a request check.
 
-The model itself (what answers ``/invocations``) is ``harness/serving.py``.
+The model itself (what answers ``/invocations``) is ``harness/store/generator_model.py``.
 MLflow's app converts a request's values to the signature's types before the
 model sees them: ``n=2.5`` arrives as 2, ``"5"`` as 5, ``true`` as 1 and
 ``1e300`` overflows to a negative number; a JSON array nested 100,000 deep
@@ -8,7 +8,7 @@ ends in a RecursionError (HTTP 500). So the server here is MLflow's own app
 (``mlflow.pyfunc.scoring_server``) wrapped in ``RequestCheck``, an ASGI
 middleware that reads the raw request first: its size, its nesting depth and
 the JSON type of every ``n`` and ``seed``. Run it by hand with
-``python -m harness.serve MODEL_URI [--host --port --workers --timeout]``;
+``python -m harness.store.model_server MODEL_URI [--host --port --workers --timeout]``;
 ``mlflow models serve`` serves the same model without this check.
 """
 
@@ -25,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 import uvicorn
 from mlflow.pyfunc import scoring_server
 
-from harness import serving
+from harness.store import generator_model as serving
 from harness.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -39,8 +39,8 @@ FLOAT_EXACT = 2**53  # above this a JSON float no longer names one whole number 
 
 def serve_command(model_uri: str, host: str = DEFAULT_HOST, port: int = 5001, workers: int = 1,
                   timeout: int = 60) -> list[str]:
-    """The command line that serves ``model_uri`` from this environment (``python -m harness.serve``)."""
-    return [sys.executable, "-m", "harness.serve", model_uri, "--host", host, "--port", str(port),
+    """The command line that serves ``model_uri`` from this environment (``python -m harness.store.model_server``)."""
+    return [sys.executable, "-m", "harness.store.model_server", model_uri, "--host", host, "--port", str(port),
             "--workers", str(workers), "--timeout", str(timeout)]
 
 
@@ -286,8 +286,8 @@ def _json_type(value) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m harness.serve MODEL_URI``: run the app under uvicorn (MLflow's own server)."""
-    parser = argparse.ArgumentParser(prog="python -m harness.serve", description=__doc__.splitlines()[0])
+    """``python -m harness.store.model_server MODEL_URI``: run the app under uvicorn (MLflow's own server)."""
+    parser = argparse.ArgumentParser(prog="python -m harness.store.model_server", description=__doc__.splitlines()[0])
     parser.add_argument("model_uri", help="runs:/RUN_ID/generator, models:/NAME/VERSION or a local folder")
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--port", type=int, default=5001)
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[MODEL_URI_ENV] = args.model_uri
     # Read by MLflow's app in each worker: the same request timeout as `mlflow models serve --timeout`.
     os.environ["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] = str(args.timeout)
-    uvicorn.run("harness.serve:create_app", factory=True, host=args.host, port=args.port, workers=args.workers)
+    uvicorn.run("harness.store.model_server:create_app", factory=True, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

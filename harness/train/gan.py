@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from harness.kernels import accelerate
+from harness.train.kernels import accelerate
 from variants.builders import build_discriminator, build_generator
 from variants.spec import VariantSpec
 
