@@ -34,6 +34,7 @@ FALLBACK_EPOCHS = 50
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 BACKBONES = ("auto", "inception", "cifar10_classifier")
 XLA = ("auto", "on", "off")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")  # see harness/train/precision.py
 IMAGE_SIZES = (28, 32, 64)
 EXPERIMENT_NAME_LIMIT = 500  # MLflow's limit on an experiment name
 SEED_LIMIT = 2**32  # NumPy's and Keras's seeds are 32-bit
@@ -51,61 +52,74 @@ _TRACKING = "tracking"
 class RunConfig:
     """A training run: which variant on which data, for how long, logged where."""
 
-    variant: str = setting(help="a preset or grammar name (see `harness variants`)", kind=str)
-    dataset: str = setting(help="e.g. horses, cifar10:horses, folder:/path/to/eagles", kind=str)
-    epochs: int | None = setting(None, kind=int, check=positive,
+    variant: str = setting(help="a preset or grammar name (see `harness variants`)", kind=str, role="cell notebook")
+    dataset: str = setting(help="e.g. horses, cifar10:horses, folder:/path/to/eagles", kind=str,
+                           role="cell unlogged notebook")  # the data's params and the `dataset` tag
+    epochs: int | None = setting(None, kind=int, check=positive, role="result searched notebook",
                                  help="default: the class's published epochs (horses 50, ...)")
-    batch_size: int = setting(128, check=positive, help="images per batch")
-    seed: int = setting(0, check=between(0, SEED_LIMIT, high_open=True),
+    batch_size: int = setting(128, check=positive, help="images per batch", role="searched notebook")
+    seed: int = setting(0, check=between(0, SEED_LIMIT, high_open=True), role="cell",
                         help="seeds the weights, the noise and the data order")
-    max_images: int | None = setting(None, kind=int, check=positive, help="use only the first N training images")
-    image_size: int | None = setting(None, kind=int, choices=IMAGE_SIZES,
+    max_images: int | None = setting(None, kind=int, check=positive, help="use only the first N training images",
+                                     role="notebook")
+    image_size: int | None = setting(None, kind=int, choices=IMAGE_SIZES, role="unlogged",  # the spec's
                                      help="image side in pixels (default: the variant's own, 32 for most)")
-    # --- optimisation: None keeps the variant's value -------------------------------
-    g_lr: float | None = setting(None, kind=float, check=positive, group=_OPTIMISATION,
+    # --- optimisation: None keeps the variant's value (the spec's params log what is used) ---
+    g_lr: float | None = setting(None, kind=float, check=positive, group=_OPTIMISATION, role="searched unlogged",
                                  help="generator learning rate")
-    d_lr: float | None = setting(None, kind=float, check=positive, group=_OPTIMISATION,
+    d_lr: float | None = setting(None, kind=float, check=positive, group=_OPTIMISATION, role="searched unlogged",
                                  help="discriminator learning rate")
     g_beta_1: float | None = setting(None, kind=float, check=between(0, 1, high_open=True), flag="--g-beta1",
-                                     group=_OPTIMISATION, help="generator Adam beta_1")
+                                     group=_OPTIMISATION, help="generator Adam beta_1", role="searched unlogged")
     d_beta_1: float | None = setting(None, kind=float, check=between(0, 1, high_open=True), flag="--d-beta1",
-                                     group=_OPTIMISATION, help="discriminator Adam beta_1")
+                                     group=_OPTIMISATION, help="discriminator Adam beta_1", role="searched unlogged")
     label_smoothing: float | None = setting(None, kind=float, check=between(0, 1, high_open=True),
-                                            group=_OPTIMISATION, help="one-sided: real labels become 1 - s")
-    width: float = setting(1.0, check=between(0, 4), group=_OPTIMISATION,
+                                            group=_OPTIMISATION, help="one-sided: real labels become 1 - s",
+                                            role="searched unlogged")
+    width: float = setting(1.0, check=between(0, 4), group=_OPTIMISATION, role="notebook",
                            help="multiply every layer width (quick looks and tests use < 1)")
     # --- evaluation ---------------------------------------------------------------------
-    eval_every: int = setting(0, check=at_least(0), group=_EVALUATION,
+    eval_every: int = setting(0, check=at_least(0), group=_EVALUATION, role="result",
                               help="FID/KID/IS every K epochs and at the end (0: never)")
-    eval_samples: int = setting(5000, check=at_least(10), group=_EVALUATION,
+    eval_samples: int = setting(5000, check=at_least(10), group=_EVALUATION, role="result notebook",
                                 help="generated images per evaluation")
-    backbone: str = setting("auto", choices=BACKBONES, group=_EVALUATION,
+    # The evaluator's params name the backbone actually used, so these two are not logged.
+    backbone: str = setting("auto", choices=BACKBONES, group=_EVALUATION, role="result unlogged notebook",
                             help="feature network: auto = Inception when its graph is found, else the "
                                  "offline CIFAR-10 classifier")
-    inception: str | None = setting(None, kind=str, group=_EVALUATION, metavar="PATH",
+    inception: str | None = setting(None, kind=str, group=_EVALUATION, metavar="PATH", role="result unlogged notebook",
                                     help="classify_image_graph_def.pb or inception-2015-12-05.tgz")
     # --- tracking -------------------------------------------------------------------------
-    tracking_uri: str = setting(DEFAULT_TRACKING_URI, group=_TRACKING,
+    tracking_uri: str = setting(DEFAULT_TRACKING_URI, group=_TRACKING, role="per_machine unlogged",  # may hold a password
                                 help="MLflow tracking store (artifacts under ./mlruns)")
     experiment: str | None = setting(None, kind=str, check=longest(EXPERIMENT_NAME_LIMIT), group=_TRACKING,
+                                     role="result unlogged",  # the run is in it
                                      help="MLflow experiment (default: the dataset's class name)")
-    run_name: str | None = setting(None, kind=str, check=longest(EXPERIMENT_NAME_LIMIT), group=_TRACKING,
+    run_name: str | None = setting(None, kind=str, check=longest(EXPERIMENT_NAME_LIMIT), group=_TRACKING, role="per_run",
                                    help="MLflow run name (default: VARIANT-CLASS-sSEED)")
-    tags: dict[str, str] = setting(help="extra MLflow tags", factory=dict, cli=False)
+    tags: dict[str, str] = setting(help="extra MLflow tags", factory=dict, cli=False, role="per_run")
     # --- checkpoints, output and speed ----------------------------------------------------
-    checkpoint_dir: str = setting("checkpoints", group=_SPEED, metavar="DIR",
+    checkpoint_dir: str = setting("checkpoints", group=_SPEED, metavar="DIR", role="per_machine",
                                   help="where checkpoints are written, one folder per run")
-    keep_checkpoints: int = setting(2, check=positive, group=_SPEED, help="checkpoints kept per run")
-    clean_checkpoints: bool = setting(True, group=_SPEED,
+    keep_checkpoints: int = setting(2, check=positive, group=_SPEED, help="checkpoints kept per run",
+                                    role="speed")
+    clean_checkpoints: bool = setting(True, group=_SPEED, role="speed",
                                       help="delete a FINISHED run's local checkpoints once its last one is "
                                            "logged to MLflow (--resume fetches it back); --no-clean-checkpoints "
                                            "keeps them")
-    sample_every: int = setting(1, check=positive, group=_SPEED, help="sample grid every K epochs (and the last)")
-    progress: bool | None = setting(None, kind=bool, group=_SPEED,
+    sample_every: int = setting(1, check=positive, group=_SPEED, role="speed",
+                                help="sample grid every K epochs (and the last)")
+    progress: bool | None = setting(None, kind=bool, group=_SPEED, role="per_machine unlogged",
                                     help="a progress bar per epoch (default: only on a terminal)")
-    xla: str = setting("auto", choices=XLA, group=_SPEED,
+    xla: str = setting("auto", choices=XLA, group=_SPEED, role="speed notebook",
                        help="XLA-compile the step (auto: on GPUs only)")
-    steps_per_execution: int = setting(1, check=positive, group=_SPEED, help="training steps per compiled call")
+    steps_per_execution: int = setting(1, check=positive, group=_SPEED, role="speed",
+                                       help="training steps per compiled call")
+    precision: str = setting("auto", choices=PRECISIONS, group=_SPEED, role="speed notebook",
+                             help="the networks' arithmetic: auto = bfloat16 where this machine trains it "
+                                  "faster and the variant passed the float32-vs-bfloat16 equivalence study "
+                                  "(benchmarks/precision_equivalence.json), else float32; float16 (loss-scaled) "
+                                  "is for GPUs")
 
     def __post_init__(self) -> None:
         flags.validate(self)
@@ -157,8 +171,30 @@ class RunConfig:
 
     def training_fields(self) -> dict[str, Any]:
         """The fields that change what is trained (resuming refuses a change in these)."""
-        ignore = {"tracking_uri", "experiment", "run_name", "checkpoint_dir", "keep_checkpoints",
-                  "clean_checkpoints", "progress", "tags", "epochs", "xla", "steps_per_execution", "eval_every",
-                  "eval_samples", "backbone", "inception", "sample_every"}
-        return {k: v for k, v in self.to_dict().items() if k not in ignore}
+        return {k: v for k, v in self.to_dict().items() if k in TRAINING}
+
+    def identifying_fields(self) -> dict[str, Any]:
+        """The fields that say what a result is (a campaign cell's settings; a change is a new result)."""
+        return {k: v for k, v in self.to_dict().items() if k in IDENTIFYING}
+
+
+# --- the field sets, derived from each field's roles (harness/flags.py: ROLES) -----------
+_ROLES = flags.roles(RunConfig)
+
+
+def _without(*words: str) -> tuple[str, ...]:
+    return tuple(name for name, roles in _ROLES.items() if not roles & set(words))
+
+
+def _with(*words: str) -> tuple[str, ...]:
+    return tuple(name for name, roles in _ROLES.items() if roles & set(words))
+
+
+LOGGED = _without("unlogged", "per_run")  # a run's params (beside the spec's and the data's)
+IDENTIFYING = _without("speed", "per_machine", "per_run")  # a campaign cell's settings and their hash
+TRAINING = tuple(n for n in IDENTIFYING if "result" not in _ROLES[n])  # resuming refuses a change
+NOT_IN_PLAN = _with("cell", "per_machine", "per_run")  # a campaign plan may not set these
+NOT_STUDY_FLAGS = _with("searched", "per_run")  # a study searches these or names its runs itself
+SEARCHED = _with("searched")
+NOTEBOOK = _with("notebook")  # what the notebooks' loop takes too, in declaration order
 

@@ -10,7 +10,12 @@ is the one place that setting is written. From it come:
   campaign plan, a stored config): unknown keys and wrong types are errors
   naming the key and the closest valid one;
 - validation (``validate(instance)``, called from ``__post_init__``): each
-  field's kind and check, with the flag in the message.
+  field's kind and check, with the flag in the message;
+- its roles (``role="cell unlogged"``, read by ``roles``): words from
+  ``ROLES`` saying what else the field is. A field without a role is an
+  ordinary training setting: logged as a param, part of what a result is,
+  set by a plan or a study like any other. harness/config.py derives from
+  the roles every set of fields that once was a hand-written list.
 """
 
 from __future__ import annotations
@@ -24,20 +29,36 @@ from harness.errors import ConfigError, closest, shown
 
 Check = Callable[[Any], "str | None"]  # returns what is wrong, or None
 
+# The words a ``role`` may hold: each changes one thing from an ordinary training setting.
+ROLES: dict[str, str] = {
+    "cell": "the campaign cell (or the study trial) sets it: a plan may not",
+    "unlogged": "not logged as a param: another param or tag stands for it",
+    "searched": "a study searches it, so the study takes no flag for it",
+    "result": "part of what a result is, not of what a step trains: a resumed run may change it",
+    "speed": "how fast or how tidily a run goes: no part of its result",
+    "per_machine": "where this machine keeps or shows things: no part of the result, nor of a plan",
+    "per_run": "the run's own name and labels: no part of the result, a plan or a study's flags; unlogged",
+    "notebook": "the notebooks' reference loop takes it too (the fidelity comparison's flags)",
+}
+
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, kind: type | None = None,
             choices: tuple | None = None, check: Check | None = None, flag: str | None = None,
             aliases: tuple[str, ...] = (), group: str | None = None, metavar: str | None = None,
-            cli: bool = True, factory: Callable[[], Any] | None = None) -> Any:
+            cli: bool = True, factory: Callable[[], Any] | None = None, role: str = "") -> Any:
     """A dataclass field with its command-line flag (see the module docstring).
 
     ``kind`` is int, float, str, bool or dict (None: taken from the default).
     A default of None means "not set" (the field's help says what then
-    happens). ``cli=False`` keeps a field off the command line.
+    happens). ``cli=False`` keeps a field off the command line. ``role``
+    holds words of ``ROLES``, separated by spaces.
     """
     kind = kind or type(default if factory is None else factory())
+    words = frozenset(role.split())
+    if words - set(ROLES):
+        raise ValueError(f"unknown role {sorted(words - set(ROLES))}; valid: {', '.join(ROLES)}")
     meta = {"help": help, "kind": kind, "choices": choices, "check": check, "flag": flag,
-            "aliases": aliases, "group": group, "metavar": metavar, "cli": cli}
+            "aliases": aliases, "group": group, "metavar": metavar, "cli": cli, "roles": words}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -46,6 +67,11 @@ def setting(default: Any = dataclasses.MISSING, *, help: str, kind: type | None 
 def settings_of(cls) -> dict[str, dataclasses.Field]:
     """The fields of ``cls`` declared with ``setting``, by name."""
     return {f.name: f for f in dataclasses.fields(cls) if "kind" in f.metadata}
+
+
+def roles(cls) -> dict[str, frozenset[str]]:
+    """Each setting of ``cls`` (in declaration order) with its role words."""
+    return {name: field.metadata["roles"] for name, field in settings_of(cls).items()}
 
 
 def flag_of(field: dataclasses.Field) -> str:

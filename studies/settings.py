@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from harness import flags
+from harness import config, flags
 from harness.config import RunConfig
 from harness.data.registry import class_name
 from harness.errors import ConfigError
@@ -24,8 +24,8 @@ OBJECTIVES = ("fid", "kid")
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
 PRUNERS = ("median", "hyperband", "none")
 # Run settings a study does not take as flags: it searches them (--param sets them)
-# or names its trial runs itself.
-NOT_STUDY_FLAGS = (*spaces.SEARCHED_FIELDS, "run_name")
+# or names its trial runs itself (their roles in harness/config.py say which).
+NOT_STUDY_FLAGS = config.NOT_STUDY_FLAGS
 # Run settings whose default differs for a study: it must score trials.
 STUDY_DEFAULTS = {"eval_every": 5}
 

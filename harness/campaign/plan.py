@@ -22,6 +22,15 @@
     from_studies = false                      # true: each cell's hyperparameters from the best
                                               # trial of its `<class>-<variant>` study
 
+    [hypotheses]                              # what the report may conclude, declared before it runs
+    primary = [{arm = "bn", metric = "kid", direction = "two-sided", alpha = 0.05}]
+    margin = 0.10                             # other arms: equivalent within ±10% of the base?
+    family = []                               # arms joining the primary ones in the Holm family
+    control = true                            # an A/A arm (the base, LeakyReLU written the other way)
+    sd_guess = 0.15                           # seed-to-seed spread for the power estimate
+
+    (every key of [hypotheses] is in harness/campaign/hypotheses.py)
+
 A cell is (dataset, variant, seed) plus those settings: one ordinary run,
 tagged with the campaign and the cell. Everything is checked here, before
 anything trains: unknown keys, names, types and values, each error naming
@@ -39,21 +48,19 @@ from pathlib import Path
 from typing import Any
 
 from harness import flags
-from harness.config import RunConfig
+from harness.config import NOT_IN_PLAN, RunConfig
 from harness.errors import ConfigError, closest
+from harness.campaign.hypotheses import read_hypotheses
+from harness.stats.design import Hypotheses
 from studies.best import study_best_config
 from studies.settings import default_study_name
 from studies.space import SEARCHED_FIELDS
 from variants import BASELINE, resolve
 from variants.grammar import grid_names
 
-TOP_KEYS = ("name", "datasets", "seeds", "variants", "grid", "run", "dataset", "from_studies", "experiment")
+TOP_KEYS = ("name", "datasets", "seeds", "variants", "grid", "run", "dataset", "from_studies", "experiment",
+            "hypotheses")
 GRID_KEYS = ("base", "axes", "tokens")
-# Run settings a plan may not set: the cell decides them, or they are per machine.
-CELL_FIELDS = ("variant", "dataset", "seed", "tags", "run_name", "tracking_uri", "checkpoint_dir", "progress")
-# The cell's settings that identify what it trains and scores (a change means a new result).
-UNTRACKED = ("tracking_uri", "tags", "run_name", "checkpoint_dir", "keep_checkpoints", "clean_checkpoints",
-             "progress", "xla", "steps_per_execution", "sample_every")
 
 TAG = "campaign"
 CELL_TAG = "campaign.cell"
@@ -77,7 +84,7 @@ class Cell:
     @property
     def settings(self) -> dict[str, Any]:
         """What the cell trains and how it is scored (a change makes it another cell)."""
-        return {k: v for k, v in self.config.resolved().to_dict().items() if k not in UNTRACKED}
+        return self.config.resolved().identifying_fields()
 
     @property
     def settings_md5(self) -> str:
@@ -96,6 +103,7 @@ class Plan:
     variants: tuple[str, ...]
     seeds: tuple[int, ...]
     notes: tuple[str, ...] = field(default=())  # e.g. variants dropped as duplicates
+    hypotheses: Hypotheses | None = None  # the declared analysis ([hypotheses] or its defaults)
 
 
 def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_dir: str | None = None,
@@ -124,6 +132,11 @@ def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_d
     if len(set(seeds)) != len(seeds) or len(set(datasets)) != len(datasets):
         raise ConfigError(f"{where}: datasets and seeds must not repeat.")
     variants, notes = _variants(raw, where)
+    grid_base = raw["grid"].get("base", BASELINE.name) if isinstance(raw.get("grid"), dict) else None
+    hypotheses, variants = read_hypotheses(raw.get("hypotheses"), variants,
+                                           grid_base if grid_base in variants else variants[0], where)
+    if len(variants) > len(notes and variants or variants) or hypotheses.control not in (None, *variants):
+        pass
     run = dict(raw.get("run", {}))
     _settings(run, f"{where} [run]")
     per_dataset = raw.get("dataset", {})
@@ -205,7 +218,7 @@ def _settings(table: Any, where: str) -> None:
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table of run settings, e.g. epochs = 10.")
     for key in table:
-        if key in CELL_FIELDS:
+        if key in NOT_IN_PLAN:
             raise ConfigError(f"{where}: {key!r} is set per cell or per machine, not in a plan"
                               + (" (pass --tracking-uri / --checkpoint-dir to the command)"
                                  if key in ("tracking_uri", "checkpoint_dir") else "") + ".")

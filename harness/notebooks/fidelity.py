@@ -52,7 +52,7 @@ import numpy as np
 
 from harness import flags
 from harness.notebooks.reference_loop import NotebookTrainer
-from harness.config import RunConfig
+from harness.config import NOTEBOOK, RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError
 from harness.flags import positive, setting
@@ -67,8 +67,7 @@ METRICS = ("real_acc", "fake_acc", "d_loss", "g_loss")  # compared per epoch
 FINAL = ("fid", "kid")  # compared at the end
 RECORDED = (*METRICS, "d_loss_real", "d_loss_fake")  # kept per epoch in the JSON
 # The run settings the comparison takes as flags, and its own defaults for them.
-RUN_FLAGS = ("variant", "dataset", "epochs", "batch_size", "max_images", "width", "eval_samples", "backbone",
-             "inception", "xla")
+RUN_FLAGS = NOTEBOOK  # the run settings whose role says the notebooks' loop takes them too
 RUN_DEFAULTS = {"variant": "animals_baseline", "dataset": "horses", "epochs": 10}
 AGREE_WITHIN = 2.0  # pooled seed-to-seed standard deviations
 

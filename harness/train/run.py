@@ -32,7 +32,7 @@ import numpy as np
 import harness
 from harness.train import checkpoints
 from harness.store import tracking
-from harness.config import RunConfig
+from harness.config import LOGGED, RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError, TrainingFailed
 from harness.images import enlarged, grid, to_uint8, viewable_scale
@@ -42,14 +42,9 @@ from variants import canonical_name, resolve
 # TensorFlow and Keras (and the modules that import them) are imported inside
 # functions: commands that never train import this module and must start fast.
 SAMPLE_GRID = 64  # images in each epoch's sample grid (8 x 8)
-# Config fields not logged as params: the spec's own values stand for the optimiser
-# settings, the evaluator's identity for the backbone, the data's params (and the
-# `dataset` tag) for the dataset, and where things are stored (a tracking URI may
-# carry a password) is no property of the run.
-UNLOGGED = {"tags", "progress", "run_name", "tracking_uri", "experiment", "image_size", "backbone",
-            "inception", "g_lr", "d_lr", "g_beta_1", "d_beta_1", "label_smoothing", "dataset"}
 
 
+FAILURE_TAG = "failure_cause"  # "environment": failed by the machine or the store, not by training
 _runs_started: list = []  # runs this process started (the first one counts the imports)
 
 
@@ -123,14 +118,18 @@ def run(config: RunConfig, *, resume: str | None = None,
     timeline.mark("model build (TensorFlow import included)")
 
     # --- tracking: a new run, or the one being resumed ----------------------------------
-    opened = _open_run(config, spec, dataset, gan, steps, resume, fixed_noise, log)
+    # From the moment the run exists every exception or signal ends it (see _end_failed):
+    # SIGTERM becomes Ctrl-C before it is created.
+    previous_sigterm = _sigterm_as_interrupt()
+    try:
+        opened = _open_run(config, spec, dataset, gan, steps, resume, fixed_noise, log)
+    except BaseException:
+        _restore_sigterm(previous_sigterm)
+        raise
     logger, held, logged, fixed_noise = opened.logger, opened.held, opened.logged, opened.fixed_noise
     first_epoch = opened.first_epoch
     run_id = logger.run_id
     ckpt_dir = Path(config.checkpoint_dir) / run_id
-    log(f"run {run_id}: {config.variant} on {config.dataset} ({len(dataset.images)} images, "
-        f"{config.epochs} epochs, batch {config.batch_size}) -> {tracking.public(config.tracking_uri)}")
-    timeline.mark("tracking start")
 
     def save_checkpoint(epoch: int, metrics: dict[str, float]) -> str:
         return str(checkpoints.save(ckpt_dir, epoch, gan, {"run_id": run_id, "config": config.to_dict(),
@@ -139,9 +138,11 @@ def run(config: RunConfig, *, resume: str | None = None,
 
     # --- train ----------------------------------------------------------------------
     result = RunResult(run_id=run_id, status="RUNNING", epochs_done=first_epoch - 1, checkpoint=opened.checkpoint)
-    line = EpochLine(config.epochs, first_epoch, log)
-    previous_sigterm = _sigterm_as_interrupt()
     try:
+        log(f"run {run_id}: {config.variant} on {config.dataset} ({len(dataset.images)} images, "
+            f"{config.epochs} epochs, batch {config.batch_size}) -> {tracking.public(config.tracking_uri)}")
+        timeline.mark("tracking start")
+        line = EpochLine(config.epochs, first_epoch, log)
         if held is None:
             held = checkpoints.lock(ckpt_dir)
         if evaluator is not None:
@@ -211,7 +212,7 @@ def run(config: RunConfig, *, resume: str | None = None,
         logger.end("FAILED", reason=str(exc), best_effort=True)
         raise
     except BaseException as exc:
-        logger.end("FAILED", reason=f"{type(exc).__name__}: {exc}", best_effort=True)
+        _end_failed(logger, exc)
         if isinstance(exc, OSError):  # the machine's fault: the CLI says the run can go on
             exc.resumable_run = run_id
         raise
@@ -243,7 +244,9 @@ def _open_run(config: RunConfig, spec, dataset, gan, steps: int, resume: str | N
         try:
             opened.logger = tracking.RunLogger.start(config.tracking_uri, config.experiment, run_id=resume)
             opened.logged = _repair_metrics(opened.logger, meta, gan, opened.fixed_noise, log)
-        except BaseException:
+        except BaseException as exc:
+            if opened.logger is not None:
+                _end_failed(opened.logger, exc)
             checkpoints.unlock(held)
             raise
         return opened
@@ -252,10 +255,31 @@ def _open_run(config: RunConfig, spec, dataset, gan, steps: int, resume: str | N
     logger = tracking.RunLogger.start(
         config.tracking_uri, config.experiment,
         run_name=config.run_name or f"{config.variant}-{config.class_name}-s{config.seed}", tags=tags)
-    logger.log_params({**_params(config, spec, dataset), "steps_per_epoch": steps})
-    logger.log_dataset(dataset.name, dataset.path, dataset.fingerprint, len(dataset.images))
-    logger.log_json({k: v for k, v in config.to_dict().items() if k != "tracking_uri"}, "config.json")
+    try:
+        logger.log_params({**_params(config, spec, dataset), "steps_per_epoch": steps})
+        logger.log_dataset(dataset.name, dataset.path, dataset.fingerprint, len(dataset.images))
+        logger.log_json({k: v for k, v in config.to_dict().items() if k != "tracking_uri"}, "config.json")
+    except BaseException as exc:
+        _end_failed(logger, exc)
+        raise
     return _Opened(logger, 1, fixed_noise)
+
+
+def _end_failed(logger, exc: BaseException) -> None:
+    """End a run that an exception or a signal stopped: KILLED for Ctrl-C or SIGTERM, else FAILED.
+
+    Called from the moment the run exists: a run left active would be ended
+    FINISHED by MLflow's exit handler, and then count as trained.
+    """
+    with _signals_ignored():  # a second Ctrl-C must not leave the run RUNNING
+        if isinstance(exc, KeyboardInterrupt):
+            logger.end("KILLED", reason="interrupted before training started", best_effort=True)
+            return
+        if not isinstance(exc, TrainingFailed):
+            # Not the training's fault (a store, a disk, a permission): the next campaign retries it.
+            with contextlib.suppress(Exception):
+                logger.set_tags({FAILURE_TAG: "environment"})
+        logger.end("FAILED", reason=f"{type(exc).__name__}: {exc}", best_effort=True)
 
 
 def _fit_epoch(gan, batches, epoch: int, config: RunConfig, steps: int, bar_on: bool,
@@ -299,7 +323,7 @@ def find_resumable(config: RunConfig) -> str:
 
 def _params(config: RunConfig, spec, dataset) -> dict[str, Any]:
     """The run's params: the resolved variant, what changes training, and the data, each once."""
-    run = {k: v for k, v in config.to_dict().items() if k not in UNLOGGED}
+    run = {k: v for k, v in config.to_dict().items() if k in LOGGED}  # the fields' roles say which
     variant = {k: v for k, v in spec.to_params().items() if k != "name"}  # `variant` names it
     data = {k: v for k, v in dataset.params().items() if k != "data_image_size"}  # = image_size
     return {**variant, **run, **data}
