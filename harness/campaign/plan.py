@@ -133,10 +133,11 @@ def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_d
         raise ConfigError(f"{where}: datasets and seeds must not repeat.")
     variants, notes = _variants(raw, where)
     grid_base = raw["grid"].get("base", BASELINE.name) if isinstance(raw.get("grid"), dict) else None
+    planned = variants
     hypotheses, variants = read_hypotheses(raw.get("hypotheses"), variants,
                                            grid_base if grid_base in variants else variants[0], where)
-    if len(variants) > len(notes and variants or variants) or hypotheses.control not in (None, *variants):
-        pass
+    notes += [f"control arm {name!r} added: the base's function under another name (control = false "
+              "leaves it out)" for name in variants[len(planned):]]
     run = dict(raw.get("run", {}))
     _settings(run, f"{where} [run]")
     per_dataset = raw.get("dataset", {})
@@ -164,7 +165,8 @@ def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_d
                 SETTINGS_TAG: json.dumps(cell.settings, sort_keys=True)}
         cells.append(Cell(dataset, variant, seed, config.replace(
             tags=tags, run_name=f"{name}-{dataset}-{variant}-s{seed}")))
-    return Plan(name, str(path), text, tuple(cells), tuple(datasets), tuple(variants), tuple(seeds), tuple(notes))
+    return Plan(name, str(path), text, tuple(cells), tuple(datasets), tuple(variants), tuple(seeds), tuple(notes),
+                hypotheses)
 
 
 def _variants(raw: dict, where: str) -> tuple[list[str], list[str]]:

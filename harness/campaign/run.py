@@ -23,7 +23,8 @@ from harness.train import run as train
 from harness.train.progress import duration
 from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG, Cell, Plan
 from harness.campaign.queue import CellQueue
-from harness.campaign.state import SUPERSEDED_TAG, CellState, cell_states, eta_seconds, seconds_per_image_epoch
+from harness.campaign.state import (SUPERSEDED_TAG, CellState, cell_states, eta_seconds,
+                                    seconds_per_image_epoch, trained)
 from harness.data import load_dataset
 from harness.errors import ConfigError, TrainingFailed
 from harness.measure.backbones import load_backbone
@@ -138,6 +139,8 @@ def open_parent(plan: Plan, uri: str) -> str:
     logger.log_text(plan.text, "plan.toml")
     logger.log_json([{"cell": c.key, "experiment": c.config.resolved().experiment, **c.settings}
                      for c in plan.cells], "cells.json")
+    if plan.hypotheses is not None:  # what the report may conclude, as declared before the runs
+        logger.log_json(plan.hypotheses.to_dict(), "hypotheses.json")
     logger.set_tags({"campaign.cells": str(len(plan.cells)), "campaign.datasets": ",".join(plan.datasets),
                      "campaign.variants": ",".join(plan.variants),
                      "campaign.seeds": ",".join(map(str, plan.seeds))})
@@ -187,7 +190,7 @@ def finished_run(cell: Cell):
     config = cell.config.resolved()
     for run in tracking.find_runs(config.tracking_uri, config.experiment, status="FINISHED",
                                   tags={TAG: config.tags[TAG], CELL_TAG: cell.key, HASH_TAG: cell.settings_md5}):
-        if SUPERSEDED_TAG not in run.data.tags:
+        if SUPERSEDED_TAG not in run.data.tags and trained(run):
             return run
     return None
 
