@@ -22,6 +22,7 @@ from harness.store import tracking
 from harness.train import run as train
 from harness.train.progress import duration
 from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG, Cell, Plan
+from harness.store import schema
 from harness.campaign.queue import CellQueue
 from harness.campaign.state import (SUPERSEDED_TAG, CellState, cell_states, eta_seconds,
                                     seconds_per_image_epoch, trained)
@@ -31,7 +32,7 @@ from harness.measure.backbones import load_backbone
 from harness.store.urls import redact
 from studies import storage as storages
 
-PARENT_EXPERIMENT = "campaigns"
+PARENT_EXPERIMENT = schema.CAMPAIGN_PARENT_EXPERIMENT
 POLL_S = 5  # how often an idle worker looks again while other workers still hold cells
 
 
@@ -72,7 +73,7 @@ def run_campaign(plan: Plan, options: Options, log=print) -> Outcome:
         if changed and not options.rerun_changed:
             raise ConfigError(describe_changes(changed))
         for state in changed:
-            tracking.RunLogger(uri, state.run.info.run_id).set_tags({SUPERSEDED_TAG: "settings changed"})
+            tracking.RunLogger(uri, state.run.run_id).set_tags({SUPERSEDED_TAG: "settings changed"})
         outcome.skipped_failed = [s.cell.key for s in states if s.status == "FAILED" and not options.retry_failed]
         todo = [s.cell.key for s in states if s.status not in ("FINISHED", "FAILED")
                 or (s.status == "FAILED" and options.retry_failed)]
@@ -121,7 +122,7 @@ def describe_changes(changed: list[CellState]) -> str:
     lines = [f"{len(changed)} cell(s) of the plan changed since their runs finished:"]
     for state in changed[:10]:
         what = ", ".join(f"{k}: was {old!r}, now {new!r}" for k, (old, new) in state.changes.items())
-        lines.append(f"  {state.cell.key} (run {state.run.info.run_id}): {what}")
+        lines.append(f"  {state.cell.key} (run {state.run.run_id}): {what}")
     if len(changed) > 10:
         lines.append(f"  ... and {len(changed) - 10} more")
     lines.append("Restore those settings in the plan to keep the results, or pass --rerun-changed to train "
@@ -131,11 +132,8 @@ def describe_changes(changed: list[CellState]) -> str:
 
 def open_parent(plan: Plan, uri: str) -> str:
     """The campaign's parent run (experiment ``campaigns``), holding the plan and its cells."""
-    found = tracking.find_runs(uri, PARENT_EXPERIMENT, tags={TAG: plan.name, "campaign.parent": "true"},
-                               max_results=1)
-    logger = (tracking.RunLogger(uri, found[0].info.run_id) if found else tracking.RunLogger.create(
-        uri, PARENT_EXPERIMENT, run_name=plan.name, tags={TAG: plan.name, "campaign.parent": "true"}))
-    logger.client.update_run(logger.run_id, status="RUNNING")
+    logger = tracking.RunLogger(uri, schema.open_parent(uri, PARENT_EXPERIMENT, plan.name,
+                                                        {TAG: plan.name, schema.CAMPAIGN_PARENT_TAG: "true"}))
     logger.log_text(plan.text, "plan.toml")
     logger.log_json([{"cell": c.key, "experiment": c.config.resolved().experiment, **c.settings}
                      for c in plan.cells], "cells.json")
@@ -190,7 +188,7 @@ def finished_run(cell: Cell):
     config = cell.config.resolved()
     for run in tracking.find_runs(config.tracking_uri, config.experiment, status="FINISHED",
                                   tags={TAG: config.tags[TAG], CELL_TAG: cell.key, HASH_TAG: cell.settings_md5}):
-        if SUPERSEDED_TAG not in run.data.tags and trained(run):
+        if SUPERSEDED_TAG not in run.tags and trained(run):
             return run
     return None
 
@@ -201,16 +199,16 @@ def train_cell(cell: Cell, log) -> train.RunResult:
     resume = None
     for run in tracking.find_runs(config.tracking_uri, config.experiment, not_status="FINISHED",
                                   tags={TAG: config.tags[TAG], CELL_TAG: cell.key}):
-        if SUPERSEDED_TAG in run.data.tags:
+        if SUPERSEDED_TAG in run.tags:
             continue
-        folder = Path(config.checkpoint_dir) / run.info.run_id
+        folder = Path(config.checkpoint_dir) / run.run_id
         if checkpoints.list_checkpoints(folder) and resume is None:
-            resume = run.info.run_id
-        elif run.info.status in ("RUNNING", "KILLED") and not checkpoints.list_checkpoints(folder):
+            resume = run.run_id
+        elif run.status in ("RUNNING", "KILLED") and not checkpoints.list_checkpoints(folder):
             # Died before its first checkpoint: nothing to resume, so it must not count as the cell.
-            tracking.RunLogger(config.tracking_uri, run.info.run_id).end(
+            tracking.RunLogger(config.tracking_uri, run.run_id).end(
                 "FAILED", reason="its worker stopped before the first checkpoint; the cell was started again")
-            tracking.RunLogger(config.tracking_uri, run.info.run_id).set_tags({SUPERSEDED_TAG: "no checkpoint"})
+            tracking.RunLogger(config.tracking_uri, run.run_id).set_tags({SUPERSEDED_TAG: "no checkpoint"})
     prefix = f"[{cell.key}] "
     return train.run(cell.config, resume=resume, log=lambda text: log(prefix + text))
 

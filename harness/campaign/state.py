@@ -1,10 +1,12 @@
 """Where each cell of a campaign stands, read from MLflow (the runs) and the queue (who holds what).
 
-A cell is FINISHED when a FINISHED run of it carries the cell's current
-settings; CHANGED when its finished run was made with other settings (the
-plan changed since); RUNNING, KILLED or FAILED as its newest run; MISSING
-when it has no run yet. Runs superseded by ``--rerun-changed`` are tagged and
-left out.
+A cell is FINISHED when a trained run of it (``trained``: FINISHED with its
+training metrics logged) carries the cell's current settings; CHANGED when
+its trained run was made with other settings (the plan changed since);
+RUNNING, KILLED or FAILED as its newest run, where a run FAILED by the
+machine or the store rather than by training counts as KILLED (the next
+campaign retries it); MISSING when it has no run yet. Runs superseded by
+``--rerun-changed`` are tagged and left out.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.store import tracking
-from harness.campaign.plan import CELL_TAG, HASH_TAG, SETTINGS_TAG, TAG, Cell, Plan
-
-SUPERSEDED_TAG = "campaign.superseded"
+from harness.campaign.plan import Cell, Plan
+from harness.store import schema, tracking
+from harness.store.schema import CAMPAIGN_TAG as TAG
+from harness.store.schema import CELL_TAG, DATA_COUNT_PARAM, EPOCHS_PARAM, SETTINGS_TAG, SUPERSEDED_TAG
+from harness.store.schema import trained  # noqa: F401  (the rule lives in the schema; the runner imports it here)
+from harness.store.tracking import StoredRun
 
 
 @dataclass
@@ -26,54 +30,42 @@ class CellState:
 
     cell: Cell
     status: str  # FINISHED | CHANGED | RUNNING | KILLED | FAILED | MISSING
-    run: Any = None  # the MLflow run (newest of the cell), if any
+    run: StoredRun | None = None  # the run that decides the status, if any
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # CHANGED: setting -> (was, now)
 
     @property
     def metrics(self) -> dict[str, float]:
-        return dict(self.run.data.metrics) if self.run is not None else {}
+        return dict(self.run.metrics) if self.run is not None else {}
 
     @property
     def minutes(self) -> float | None:
-        info = self.run.info if self.run is not None else None
-        if info is None or not info.end_time:
-            return None
-        return (info.end_time - info.start_time) / 60000
+        return self.run.minutes if self.run is not None else None
 
 
-def campaign_runs(plan: Plan) -> list:
+def campaign_runs(plan: Plan) -> list[StoredRun]:
     """Every run of ``plan``'s campaign in its experiments (superseded ones left out)."""
     experiments = sorted({cell.config.resolved().experiment for cell in plan.cells})
     uri = plan.cells[0].config.tracking_uri
     return [r for r in tracking.find_runs(uri, experiments, tags={TAG: plan.name})
-            if SUPERSEDED_TAG not in r.data.tags]
+            if SUPERSEDED_TAG not in r.tags]
 
 
-def cell_states(plan: Plan, runs: list | None = None) -> list[CellState]:
+def cell_states(plan: Plan, runs: list[StoredRun] | None = None) -> list[CellState]:
     """Each cell of ``plan`` with its status, in the plan's order."""
     runs = campaign_runs(plan) if runs is None else runs
     by_cell: dict[str, list] = {}
     for run in runs:  # newest first
-        by_cell.setdefault(run.data.tags.get(CELL_TAG), []).append(run)
+        by_cell.setdefault(run.tags.get(CELL_TAG), []).append(run)
     states = []
     for cell in plan.cells:
-        found = by_cell.get(cell.key, [])
-        finished = [r for r in found if r.info.status == "FINISHED"]
-        same = [r for r in finished if r.data.tags.get(HASH_TAG) == cell.settings_md5]
-        if same:
-            states.append(CellState(cell, "FINISHED", same[0]))
-        elif finished:
-            states.append(CellState(cell, "CHANGED", finished[0], _changes(finished[0], cell)))
-        elif found:
-            states.append(CellState(cell, found[0].info.status, found[0]))
-        else:
-            states.append(CellState(cell, "MISSING"))
+        status, run = schema.cell_status(by_cell.get(cell.key, []), cell.settings_md5)
+        states.append(CellState(cell, status, run, _changes(run, cell) if status == "CHANGED" else {}))
     return states
 
 
-def _changes(run, cell: Cell) -> dict[str, tuple[Any, Any]]:
+def _changes(run: StoredRun, cell: Cell) -> dict[str, tuple[Any, Any]]:
     try:
-        before = json.loads(run.data.tags.get(SETTINGS_TAG, "{}"))
+        before = json.loads(run.tags.get(SETTINGS_TAG, "{}"))
     except json.JSONDecodeError:
         before = {}
     now = cell.settings
@@ -86,8 +78,8 @@ def seconds_per_image_epoch(states: list[CellState]) -> float | None:
     spent = images = 0.0
     for state in states:
         if state.status == "FINISHED" and state.minutes:
-            params = state.run.data.params
-            count = float(params.get("data_count", "nan")) * float(params.get("epochs", "nan"))
+            params = state.run.params
+            count = float(params.get(DATA_COUNT_PARAM, "nan")) * float(params.get(EPOCHS_PARAM, "nan"))
             if math.isfinite(count) and count > 0:
                 spent += state.minutes * 60
                 images += count
@@ -107,7 +99,7 @@ def eta_seconds(states: list[CellState], workers: int = 1) -> float | None:
     rate = seconds_per_image_epoch(states)
     if rate is None:
         return None
-    known = {s.cell.dataset: int(s.run.data.params.get("data_count", 0)) for s in states if s.status == "FINISHED"}
+    known = {s.cell.dataset: int(s.run.params.get(DATA_COUNT_PARAM, 0)) for s in states if s.status == "FINISHED"}
     mean = sum(known.values()) // max(len(known), 1)
     left = [s.cell for s in states if s.status != "FINISHED"]
     work = sum(cell_work(cell, known.get(cell.dataset) or cell.config.max_images or mean) for cell in left)
