@@ -16,7 +16,8 @@ from harness.measure.evaluator import EVAL_PARAMS, make_evaluator  # noqa: E402
 from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
 
 LATENT, SIZE = 4, 8
-KEYS = {"fid", "kid", "kid_std", "is", "is_std", "feature_img_s", "eval_seconds"}
+KEYS = {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "density", "coverage", "feature_img_s",
+        "eval_seconds"}
 
 
 @pytest.fixture
@@ -47,7 +48,8 @@ def test_evaluate_scores_the_generator_as_the_formulas_do(graph_file, real, tmp_
     md5 = hashlib.md5(graph_file.read_bytes()).hexdigest()
     assert ev.params() == {"eval_backbone": "inception-2015-12-05", "eval_backbone_md5": md5,
                            "eval_backbone_settings": "pool_3 4-d features, 5-way softmax, resize 9x9",
-                           "eval_n_real": "40", "eval_n_fake": "30"}
+                           "eval_n_real": "40", "eval_n_fake": "30", "eval_reference": "train", "eval_n_curve": "30",
+                           "eval_prdc_k": "3/5", "eval_fid_infinity": "off", "eval_floor": "none"}
     assert set(EVAL_PARAMS) <= set(ev.params()) and ev.warning is None  # Inception has no floor
     g = generator()
     scores = ev.evaluate(g, latent_dim=LATENT, seed=3)

@@ -33,11 +33,17 @@ def test_the_floor_warns_below_80_percent_only():
 
 def test_the_key_separates_files_of_one_name_and_old_runs():
     full, quick = _params(0.858), {**_params(0.36), "eval_backbone_md5": "f" * 32}
-    assert EVAL_PARAMS == ("eval_backbone", "eval_backbone_md5", "eval_n_real", "eval_n_fake")
-    assert eval_key(full) == ("cifar10_classifier-v1", MD5, "5000", "5000")
+    assert EVAL_PARAMS == ("eval_backbone", "eval_backbone_md5", "eval_n_real", "eval_n_fake", "eval_reference",
+                           "eval_n_curve", "eval_prdc_k", "eval_fid_infinity")
+    assert eval_key(full)[:4] == ("cifar10_classifier-v1", MD5, "5000", "5000")
     assert eval_key(full) != eval_key(quick)
     old = {"eval_backbone": "cifar10_classifier-v1", "eval_n_real": "5000", "eval_n_fake": "5000"}
-    assert eval_key(old) == ("cifar10_classifier-v1", None, "5000", "5000")  # grouped apart from both
+    assert eval_key(old) == ("cifar10_classifier-v1", None, "5000", "5000", None, None, None, None)  # apart
+    # The same network and counts against the training images is another column than against held-out ones.
+    held_out = {**full, "eval_reference": "test", "eval_n_curve": "1000", "eval_prdc_k": "3/5",
+                "eval_fid_infinity": "off"}
+    assert eval_key(held_out) != eval_key({**held_out, "eval_reference": "train"})
+    assert eval_key(held_out) != eval_key({**held_out, "eval_fid_infinity": "on"})
     assert eval_key({"seed": "0"}) is None
 
 

@@ -16,7 +16,7 @@ LATENT = 4
 
 
 @pytest.fixture
-def finished_run(tracking_uri, data_root, tmp_path, monkeypatch):
+def finished_run(tracking_uri, cifar10_root, tmp_path, monkeypatch):
     """A run logged the way `harness run` logs one: config, data params, epochs, the generator."""
     from harness.store import tracking
     from harness.config import RunConfig
@@ -57,7 +57,11 @@ def test_scores_are_logged_into_the_run_at_its_last_epoch(finished_run, tracking
     client = tracking.client(tracking_uri)
     run = client.get_run(finished_run)
     assert run.data.params["eval_backbone"] == "inception-2015-12-05"
-    assert (run.data.params["eval_n_fake"], run.data.params["eval_n_real"]) == ("20", "64")
+    from harness.data import load_dataset
+
+    held_out = load_dataset("cifar10:horses", split="test").count  # scored against the test split by default
+    assert (run.data.params["eval_n_fake"], run.data.params["eval_n_real"]) == ("20", str(held_out))
+    assert run.data.params["eval_reference"] == "test" and scores["fid_floor"] >= 0
     for key in ("fid", "kid", "kid_std", "is", "is_std", "feature_img_s"):
         (metric,) = client.get_metric_history(finished_run, key)
         assert metric.step == 2 and metric.value == pytest.approx(scores[key])

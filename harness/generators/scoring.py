@@ -12,12 +12,14 @@ from harness.store import tracking
 from harness.config import DEFAULT_TRACKING_URI, RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError, DataError, TrackingError
-from harness.measure.evaluator import EVAL_PARAMS, make_evaluator
+from harness.measure.evaluator import EVAL_PARAMS
+from harness.measure.real_images import run_evaluator
 from harness.generators.sampling import load_generator
 
 # The flag that changes each evaluation param, for the refusal message.
 _FLAGS = {"eval_backbone": "--backbone/--inception", "eval_backbone_md5": "--backbone/--inception",
-          "eval_n_fake": "--eval-samples", "eval_n_real": "the run's data"}
+          "eval_n_fake": "--eval-samples", "eval_n_real": "the run's data", "eval_reference": "the run's data",
+          "eval_n_curve": "--eval-samples", "eval_prdc_k": "--eval-samples", "eval_fid_infinity": "the run's config"}
 
 
 def evaluate_run(run_id: str, *, tracking_uri: str = DEFAULT_TRACKING_URI, eval_samples: int | None = None,
@@ -41,18 +43,17 @@ def evaluate_run(run_id: str, *, tracking_uri: str = DEFAULT_TRACKING_URI, eval_
 
     # --- the same real images the run trained on -------------------------------------
     dataset = load_dataset(config.dataset, image_size=config.image_size, max_images=config.max_images)
-    logged = run.data.params.get("data_fingerprint")
+    logged = run.params.get("data_fingerprint")
     if logged and logged != dataset.fingerprint:
         raise DataError(f"the data of {config.dataset!r} changed since run {run_id} (fingerprint "
                         f"{logged} then, {dataset.fingerprint} now); its FID would compare other images.")
 
     # --- the evaluator, refusing to mix backbones or sample counts in one run ----------
     n_samples = eval_samples or config.eval_samples
-    evaluator = make_evaluator(
-        dataset_key=f"{dataset.source}:{dataset.name}:train:{dataset.image_size}:{dataset.fingerprint}",
-        reference_images=dataset.images, n_samples=n_samples, backbone=backbone,
-        inception_path=inception_path, log=log)
-    _check_same_evaluation(run_id, run.data.params, evaluator.params())
+    evaluator = run_evaluator(config.dataset, training=dataset, n_samples=n_samples,
+                              reference=config.eval_reference, backbone=backbone, inception_path=inception_path,
+                              fid_infinity=config.fid_infinity, log=log)
+    _check_same_evaluation(run_id, run.params, evaluator.params())
     if evaluator.warning:
         log(f"warning: {evaluator.warning}")
 
@@ -71,6 +72,8 @@ def _check_same_evaluation(run_id: str, before: dict[str, str], now: dict[str, s
     if "eval_backbone" in before and "eval_backbone_md5" not in before:
         raise ConfigError(f"run {run_id} was evaluated before backbone files were recorded, so it is unknown "
                           "whether its earlier values came from this backbone file; score a new run instead.")
+    if "eval_backbone" in before and "eval_reference" not in before:
+        before = {**before, "eval_reference": "train"}  # runs scored before held-out references were
     for key in EVAL_PARAMS:
         if key in before and before[key] != now[key]:
             raise ConfigError(f"run {run_id} was evaluated with {key}={before[key]}, not {now[key]}; pass "

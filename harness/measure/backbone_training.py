@@ -9,6 +9,7 @@ format live in the metrics package; running, saving and logging live here.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -84,7 +85,8 @@ def train_backbone(*, epochs: int = 6, data_root: str | Path | None = None, cach
             epoch_start = time.perf_counter()
             order = rng.permutation(len(x_train))[: steps * batch_size]
             batches = array_batches(augment(x_train[order], rng), y_train_hot[order], batch_size=batch_size)
-            history = model.fit(batches, epochs=1, verbose=0)
+            # Keras's bar (with its ETA) on a terminal; a log gets one line per epoch.
+            history = model.fit(batches, epochs=1, verbose=1 if sys.stderr.isatty() else 0)
             accuracy = top1_accuracy(model, x_test, y_test)
             metrics = {"test_accuracy": accuracy, "train_accuracy": history.history["accuracy"][-1],
                        "train_loss": history.history["loss"][-1],
@@ -93,8 +95,10 @@ def train_backbone(*, epochs: int = 6, data_root: str | Path | None = None, cach
                 raise DataError(f"backbone training diverged: train_loss became {metrics['train_loss']} "
                                 f"at epoch {epoch}; lower --peak-lr.")
             logger.log_metrics(metrics, step=epoch)
+            left = (time.perf_counter() - start) / epoch * (epochs - epoch)
             log(f"  epoch {epoch}/{epochs}: test accuracy {accuracy:.4f}, train accuracy "
-                f"{metrics['train_accuracy']:.4f}, {metrics['epoch_seconds']:.0f} s")
+                f"{metrics['train_accuracy']:.4f}, {metrics['epoch_seconds']:.0f} s"
+                + (f", about {left / 60:.0f} min left" if epoch < epochs else ""))
         seconds = time.perf_counter() - start
 
         # --- save in the cache and log the artifact -----------------------------------
@@ -119,3 +123,31 @@ def top1_accuracy(model, images: np.ndarray, labels: np.ndarray, batch_size: int
 
     logits = model.predict(array_batches(images, batch_size=batch_size), verbose=0)
     return float(np.mean(logits.argmax(axis=1) == labels))
+
+
+# The offline backbone's recipe takes about this long on 2 CPU cores (said before it starts).
+FIRST_USE_MINUTES = 20
+
+
+def ensure_backbone(name: str = "auto", *, inception_path: str | None = None, cache_dir: Path | None = None,
+                    tracking_uri: str = DEFAULT_TRACKING_URI, log=print) -> None:
+    """Make sure ``load_backbone(name, ...)`` finds a backbone, training the offline one on first use.
+
+    When ``name`` is "auto" or "cifar10_classifier" and neither the Inception
+    graph nor a cached offline classifier is found, the classifier is trained
+    once with ``train_backbone``'s defaults (announced first, with each epoch's
+    ETA) and cached for every later run. "inception" is left to
+    ``load_backbone``, which downloads and checksum-verifies the graph when
+    its md5 is known, or says how to get it.
+    """
+    from harness.measure.backbones import cifar_classifier, inception
+
+    if name == "inception" or cifar_classifier.find_model(cache_dir) is not None:
+        return
+    if name == "auto" and inception.find_graph(inception_path, None, cache_dir) is not None:
+        return
+    log(f"no FID backbone found (no Inception graph, no cached offline classifier in "
+        f"{cifar_classifier.model_dir(cache_dir)}): training the offline CIFAR-10 classifier once, about "
+        f"{FIRST_USE_MINUTES} minutes on 2 CPU cores; later runs reuse it. Pass --eval-every 0 to skip "
+        "evaluation, or --inception PATH to use the Inception graph.")
+    train_backbone(cache_dir=cache_dir, tracking_uri=tracking_uri, log=log)

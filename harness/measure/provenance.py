@@ -9,10 +9,17 @@ Every evaluated run logs its backbone's identity as params (``Evaluator.params()
   eval_backbone_settings  how it was made, in words (channels, epochs, images; Inception's layers)
   eval_backbone_test_acc  the offline classifier's CIFAR-10 test accuracy, from the .json beside it
   eval_n_real/eval_n_fake the real and generated images the value compares
+  eval_reference          the split the samples are compared with: ``test`` (held out) or ``train``
+  eval_n_curve            generated images of a quick (mid-training) evaluation and of every PRDC value
+  eval_prdc_k             k of precision/recall and of density/coverage, ``3/5``
+  eval_fid_infinity       ``on`` when the final evaluation also gave FID∞
+  eval_floor              ``train images`` when ``*_floor`` values were logged, else ``none``
 
 Two values compare only when every param of ``EVAL_PARAMS`` is equal: the same
 name can hold a quick two-epoch classifier and the full one, whose FIDs are on
-different scales. Settings and accuracy follow from the file (its md5), so
+different scales; a run scored against its training images is not comparable
+with one scored against held-out images. Runs logged before a param existed
+have None in its place and are grouped only with each other. Settings and accuracy follow from the file (its md5), so
 they describe the key without being part of it.
 
 The quality floor: an offline classifier under ``MIN_TEST_ACCURACY`` (80 %)
@@ -33,7 +40,8 @@ from dataclasses import dataclass
 
 # The one definition of "computed the same way": compare, group or average
 # FID/KID/IS values only between runs whose params agree on all of these.
-EVAL_PARAMS: tuple[str, ...] = ("eval_backbone", "eval_backbone_md5", "eval_n_real", "eval_n_fake")
+EVAL_PARAMS: tuple[str, ...] = ("eval_backbone", "eval_backbone_md5", "eval_n_real", "eval_n_fake",
+                                 "eval_reference", "eval_n_curve", "eval_prdc_k", "eval_fid_infinity")
 # Logged alongside, for people; fixed by the md5, so not part of the key.
 DESCRIPTION_PARAMS: tuple[str, ...] = ("eval_backbone_settings", "eval_backbone_test_acc")
 
@@ -86,6 +94,8 @@ def describe(params: Mapping[str, str]) -> str:
     if accuracy is not None:
         parts.append(f"test acc {accuracy:.1%}")
     counts = f"{params.get('eval_n_real', '?')} real / {params.get('eval_n_fake', '?')} fake"
+    if "eval_reference" in params:
+        counts += f" against the {params['eval_reference']} split"
     return f"{name} ({', '.join(parts)}), {counts}"
 
 
