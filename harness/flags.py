@@ -104,8 +104,15 @@ def longest(n: int) -> Check:
 # --- validation and construction ------------------------------------------------------
 def validate(instance: Any) -> None:
     """Check every setting of ``instance``: kind, choices and check. Raises ConfigError."""
-    for name, field in settings_of(type(instance)).items():
-        value = getattr(instance, name)
+    check_values(type(instance), {name: getattr(instance, name) for name in settings_of(type(instance))})
+
+
+def check_values(cls, values: Mapping[str, Any]) -> None:
+    """Check ``values`` (some settings of ``cls``, by name) as ``validate`` checks an instance:
+    for a command that takes a few of ``cls``'s flags without building one. Raises ConfigError."""
+    fields = settings_of(cls)
+    for name, value in values.items():
+        field = fields[name]
         if value is None and (field.default is None):
             continue
         meta, flag = field.metadata, flag_of(field)

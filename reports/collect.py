@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.store import tracking
+from harness.store.sqlite import check_store_to_read
 from harness.measure.backbone_training import EXPERIMENT as BACKBONE_EXPERIMENT
 from harness.errors import TrackingError, unknown_name
 from harness.measure.provenance import describe, eval_key, quality_warning
@@ -98,6 +99,8 @@ def experiments(uri: str, names: list[str] | None = None) -> dict[str, str]:
                 f"tracking store {uri!r}: no such file {str(path)!r}; pass the --tracking-uri your "
                 "runs were logged to (the default is sqlite:///mlflow.db in the folder you trained in)."
             )
+        if not check_store_to_read(path, uri):  # an empty file: nothing to report, and nothing written
+            return {}
     found = tracking.list_experiments(uri)
     if not names:
         return {eid: name for name, eid in found.items()}

@@ -52,7 +52,7 @@ def test_a_run_failing_while_its_tracking_starts_is_ended_not_left_for_mlflow_to
 
     monkeypatch.setattr(tracking.RunLogger, "log_dataset", fail)
     config = RunConfig(variant="animals_baseline", dataset="horses", epochs=1, batch_size=32, max_images=64,
-                       width=0.125, tracking_uri=store_uri, progress=False, xla="off",
+                       width=0.125, tracking_uri=store_uri, progress=False, xla="off", eval_every=0,
                        checkpoint_dir=str(tmp_path / "ck"))
     with pytest.raises(type(error)):
         train.run(config, log=lambda _: None)
@@ -90,3 +90,52 @@ def test_a_cell_is_done_only_when_its_run_trained(store_uri, tmp_path, status, m
     _cell_run(store_uri, plan.cells[0], status, metrics, tags)
     [cell] = cell_states(plan)
     assert cell.status == state
+
+
+# --- cases 4 and 5: a store is checked before it is read, and read-only commands write nothing ----
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file() and "report" not in p.parts}
+
+
+def _store_file(folder: Path, kind: str) -> None:
+    """``mlflow.db`` as ``kind``: absent, empty, not SQLite, or a real store cut short."""
+    if kind == "empty":
+        (folder / "mlflow.db").write_bytes(b"")
+    elif kind == "not sqlite":
+        (folder / "mlflow.db").write_text("these are notes, not a database\n" * 50)
+    elif kind == "truncated":
+        import sqlite3
+
+        with sqlite3.connect(folder / "mlflow.db") as db:
+            db.execute("CREATE TABLE experiments (id INTEGER, name TEXT)")
+            db.executemany("INSERT INTO experiments VALUES (?, ?)", [(i, "x" * 500) for i in range(400)])
+        data = (folder / "mlflow.db").read_bytes()
+        (folder / "mlflow.db").write_bytes(data[: len(data) // 2])
+
+
+READ_ONLY = [["report", "--out", "report"], ["campaign", "plan.toml", "--status"],
+             ["campaign", "plan.toml", "--dry-run"]]
+
+
+@pytest.mark.parametrize("argv", READ_ONLY, ids=lambda a: " ".join(a[:3]))
+@pytest.mark.parametrize("kind,code,message", [
+    ("absent", None, None), ("empty", 0, None),
+    ("not sqlite", 2, "is not an SQLite database"), ("truncated", 2, "is damaged"),
+])
+def test_read_only_commands_check_the_store_and_write_nothing(tmp_path, monkeypatch, capsys, data_root,
+                                                             argv, kind, code, message):
+    from harness import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plan.toml").write_text(PLAN)
+    _store_file(tmp_path, kind)
+    before = _snapshot(tmp_path)
+    result = cli.main([*argv, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    err = capsys.readouterr().err
+    assert _snapshot(tmp_path) == before  # no store, no optuna.db, no schema written, no file touched
+    assert "Traceback" not in err
+    if code is not None:
+        assert result == code, err
+    if message:
+        assert message in err and len(err.strip().splitlines()) == 1

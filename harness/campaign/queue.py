@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from studies import storage as storages
 from studies.storage import worker_id
+from harness.store.schema import parse_storage
 
 KEY = "cell"  # the user attr holding a trial's cell key
 MAX_RETRY = 3  # a cell whose worker dies this often is left FAILED (e.g. it runs out of memory)
@@ -52,6 +53,23 @@ class CellQueue:
         self.study = optuna.create_study(storage=self.storage, study_name=f"campaign-{name}",
                                          load_if_exists=True)
         self.study_id = self.study._study_id
+
+    @classmethod
+    def existing(cls, name: str, url: str) -> CellQueue | None:
+        """The queue of campaign ``name`` if its storage and study exist, else None; creates nothing
+        (for ``--status``, which only reads)."""
+        storage = parse_storage(url)
+        if storage.path is not None and (not storage.path.is_file() or storage.path.stat().st_size == 0):
+            return None
+        queue = cls.__new__(cls)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        queue.url, queue.heartbeat_s = url, storages.HEARTBEAT_S
+        queue.storage = storages.open_storage(url, max_retry=MAX_RETRY)
+        try:
+            queue.study_id = queue.storage.get_study_id_from_name(f"campaign-{name}")
+        except KeyError:
+            return None
+        return queue
 
     def trials(self, *states: TrialState) -> list:
         return self.storage.get_all_trials(self.study_id, deepcopy=False, states=states or None)

@@ -21,6 +21,7 @@ from harness.store import schema, tracking
 from harness.store.schema import CAMPAIGN_TAG as TAG
 from harness.store.schema import CELL_TAG, DATA_COUNT_PARAM, EPOCHS_PARAM, SETTINGS_TAG, SUPERSEDED_TAG
 from harness.store.schema import trained  # noqa: F401  (the rule lives in the schema; the runner imports it here)
+from harness.store.sqlite import store_to_read
 from harness.store.tracking import StoredRun
 
 
@@ -46,6 +47,8 @@ def campaign_runs(plan: Plan) -> list[StoredRun]:
     """Every run of ``plan``'s campaign in its experiments (superseded ones left out)."""
     experiments = sorted({cell.config.resolved().experiment for cell in plan.cells})
     uri = plan.cells[0].config.tracking_uri
+    if not store_to_read(uri):  # no store yet: no runs (and --status or --dry-run must not create one)
+        return []
     return [r for r in tracking.find_runs(uri, experiments, tags={TAG: plan.name})
             if SUPERSEDED_TAG not in r.tags]
 

@@ -20,8 +20,9 @@ def status_text(plan: Plan, url: str | None = None) -> str:
     holders, waiting = {}, set()
     if url is not None:
         try:
-            queue = CellQueue(plan.name, url)
-            holders, waiting = queue.holders(), queue.waiting()
+            queue = CellQueue.existing(plan.name, url)  # only read: a missing queue is not created
+            if queue is not None:
+                holders, waiting = queue.holders(), queue.waiting()
         except Exception:  # the queue is optional here: MLflow alone says where cells stand
             pass
     counts = Counter(s.status for s in states)

@@ -7,11 +7,10 @@ import inspect
 import json
 
 from harness import flags
-from harness.notebooks.bench import all_variants, run_benchmark, table
+from harness.notebooks.bench import BenchSettings, all_variants, check_benchmark, run_benchmark, table
 from harness.commands.common import add_data_root, names
 from harness.config import RunConfig
 from harness.notebooks.fidelity import RUN_DEFAULTS, RUN_FLAGS, FidelitySettings, run_fidelity
-from variants import resolve
 
 # bench's defaults are run_benchmark's own.
 _BENCH = inspect.signature(run_benchmark).parameters
@@ -23,9 +22,7 @@ def add_bench(sub) -> None:
     p.add_argument("--variants", default=",".join(_BENCH["variants"].default),
                    help="comma-separated variant names, or 'all': every preset and every single-axis change "
                         "of the baseline")
-    p.add_argument("--steps", type=int, default=_BENCH["steps"].default, help="training steps per timed repeat")
-    p.add_argument("--repeats", type=int, default=_BENCH["repeats"].default,
-                   help="alternating repeats per configuration")
+    flags.add_flags(p, BenchSettings)
     p.add_argument("--compare-xla", action="store_true", help="also time the step with XLA the other way")
     p.add_argument("--torch", metavar="PYTHON", help="also time the same variants and step in PyTorch, run by "
                                                      "this python (an environment with torch; see "
@@ -36,8 +33,8 @@ def add_bench(sub) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     variants = all_variants() if args.variants == "all" else tuple(names(args.variants))
-    for name in variants:
-        resolve(name)  # a bad name fails before any timing
+    check_benchmark(variants, batch=args.batch_size, steps=args.steps, repeats=args.repeats, width=args.width,
+                    xla=args.xla, steps_per_execution=args.steps_per_execution)
     result = run_benchmark(variants, batch=args.batch_size, steps=args.steps, repeats=args.repeats,
                            width=args.width, xla=args.xla, steps_per_execution=args.steps_per_execution,
                            compare_xla=args.compare_xla, torch=args.torch,

@@ -27,12 +27,16 @@ import platform
 import re
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness import flags
+from harness.config import RunConfig
 from harness.errors import ConfigError
+from harness.flags import positive, setting
 from variants import resolve
 from variants.spec import VariantSpec
 from harness.notebooks.reference_loop import NotebookTrainer, synthetic_images
@@ -188,6 +192,28 @@ def all_variants() -> tuple[str, ...]:
     return tuple(dict.fromkeys([*PRESETS, *grid_names(BASELINE.name, "one-at-a-time", None, "bench")]))
 
 
+@dataclass(frozen=True)
+class BenchSettings:
+    """bench's own flags (the others are RunConfig's), declared and checked like every setting."""
+
+    steps: int = setting(20, check=positive, help="training steps per timed repeat")
+    repeats: int = setting(3, check=positive, help="alternating repeats per configuration")
+
+    def __post_init__(self) -> None:
+        flags.validate(self)
+
+
+def check_benchmark(variants: tuple[str, ...], *, batch: int, steps: int, repeats: int, width: float, xla: str,
+                    steps_per_execution: int) -> None:
+    """Refuse what ``run_benchmark`` cannot time (a step count of 0 would loop forever), with the
+    checks that ``run`` applies to the same flags. Raises ConfigError."""
+    BenchSettings(steps=steps, repeats=repeats)
+    flags.check_values(RunConfig, {"batch_size": batch, "width": width, "xla": xla,
+                                   "steps_per_execution": steps_per_execution})
+    for name in variants:  # a bad name or width fails before any timing
+        resolve(name).scaled(width) if width != 1.0 else resolve(name)
+
+
 def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4"), *, batch: int = 128,
                   steps: int = 20, repeats: int = 3, width: float = 1.0, xla: str = "auto",
                   steps_per_execution: int = 1, compare_xla: bool = False, torch: str | None = None,
@@ -197,6 +223,8 @@ def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4")
     ``torch``: the python of an environment with PyTorch, to time the same
     architecture and step there too (``torch_img_s``).
     """
+    check_benchmark(variants, batch=batch, steps=steps, repeats=repeats, width=width, xla=xla,
+                    steps_per_execution=steps_per_execution)
     import keras
     import tensorflow as tf
 

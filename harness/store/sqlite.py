@@ -71,6 +71,44 @@ def check_sqlite_file(path: Path, uri: str | None = None) -> None:
         raise TrackingError(f"tracking store {name!r} is damaged ({problems[0][:200]}). {fix}")
 
 
+def check_store_to_read(path: Path, uri: str | None = None) -> bool:
+    """Check the SQLite tracking store ``path`` before a read-only command reads it, writing nothing.
+
+    Returns False when there is nothing to read (no file, or an empty one):
+    opening it with MLflow would write its schema into it. Raises
+    ``TrackingError`` when the file is damaged or is an SQLite database that
+    is no MLflow store.
+    """
+    name = uri or f"sqlite:///{path}"
+    check_sqlite_file(path, uri)
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return False
+        connection = sqlite3.connect(f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro", uri=True,
+                                     timeout=60)
+        try:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            connection.close()
+    except (OSError, sqlite3.Error) as exc:
+        raise TrackingError(f"tracking store {name!r} cannot be read ({exc}).") from None
+    if not tables:
+        return False  # an SQLite file nothing was written to yet
+    if not {"experiments", "runs"} <= tables:
+        raise TrackingError(f"tracking store {name!r} is an SQLite database but not an MLflow store (it has no "
+                            "experiments or runs table); it was left as it is. Pass the --tracking-uri your runs "
+                            "were logged to.")
+    return True
+
+
+def store_to_read(uri: str) -> bool:
+    """``check_store_to_read`` for a tracking URI: False when an SQLite store has nothing to read
+    yet (a server or another database is taken as it is). Writes nothing."""
+    if not uri.startswith("sqlite:///"):
+        return True
+    return check_store_to_read(Path(uri[len("sqlite:///"):].split("?", 1)[0]), uri)
+
+
 @contextlib.contextmanager
 def schema_lock(path: Path, wait_s: float = LOCK_WAIT_S):
     """Hold the inter-process lock ``<database>.lock`` beside the SQLite file ``path``.

@@ -400,8 +400,10 @@ def find_runs(uri: str, experiment: str | list[str], *, tags: Mapping[str, str] 
     Every value is quoted safely; a value the filter grammar cannot spell is
     matched here instead. An experiment that does not exist has no runs.
     """
-    c = client(uri)
     names = [experiment] if isinstance(experiment, str) else list(experiment)
+    if not names:  # nothing asked: no client, which would create a store that does not exist yet
+        return []
+    c = client(uri)
     ids = [e.experiment_id for e in (c.get_experiment_by_name(n) for n in names) if e is not None]
     if not ids:
         return []
@@ -470,6 +472,8 @@ def list_experiments(uri: str) -> dict[str, str]:
 
 def metric_histories(uri: str, run_ids: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, list]]:
     """``{run_id: {key: [Metric, ...]}}``: every logged value of ``keys`` (one query per run and key)."""
+    if not run_ids:  # no client: it would create a store that does not exist yet
+        return {}
     c = client(uri)
     return {run_id: {key: c.get_metric_history(run_id, key) for key in keys} for run_id in run_ids}
 
