@@ -7,6 +7,7 @@ logged value (or a statistic of logged values) of a named run.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 import time
@@ -15,13 +16,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.errors import ConfigError, shown
-from reports import collect, plots, render, study_store
+from reports import collect, plots, render, runs_csv, study_store, verdicts
 from reports.ablation import ablation_table, pooled_table
 from reports.campaign import Campaign, read_campaign, scope
 from reports.tables import (Selection, Table, by_evaluation, evaluations_table, excluded_table, group_runs,
                             runs_table, select, study_tables, variant_tables, warnings_of)
 
 STRIP_FRAMES = 4  # sample grids per variant in the progression strip
+# Metrics drawn per evaluation besides FID, with how to read them.
+CURVE_METRICS = {"kid": "Lower is better.", "precision": "Higher: samples look like real ones (fidelity).",
+                 "recall": "Higher: samples cover the real images' variety (diversity).",
+                 "density": "Higher: fidelity, weighted by how crowded real neighbourhoods are (1: as real).",
+                 "coverage": "Higher: diversity, the share of real images with a sample near them."}
 
 
 @dataclass
@@ -80,12 +86,15 @@ def build_report(tracking_uri: str, out: str | Path = "reports/latest", experime
     variants = variant_tables(sel.included)
     evaluations = evaluations_table(sel.included)
     ablation = ablation_table(sel.included)
+    # KID beside FID: unbiased in N, so it also reads the runs' cheap mid-training points.
+    ablation_kid = dataclasses.replace(ablation_table(sel.included, "kid"), name="ablation_kid")
     pooled = pooled_table(sel.included)
     studies_t = study_tables(studies)
     excluded = excluded_table(sel.excluded)
     behind = runs_table(sel.included)
 
     # --- plots -----------------------------------------------------------------------------
+    plots.use_arm_order(plan.variants if plan else sorted({r.variant for r in sel.included if r.variant}))
     figures = _figures(tracking_uri, sel, histories, studies, out / "plots", plan.variants if plan else None)
 
     # --- write -----------------------------------------------------------------------------
@@ -115,7 +124,7 @@ def build_report(tracking_uri: str, out: str | Path = "reports/latest", experime
     sections = [
         render.Section("Variant x dataset", tables=variants, text=empty, figures=figures["points"]),
         render.Section(evaluations.title, tables=[evaluations]),
-        render.Section("Ablation per class", tables=[ablation]),
+        render.Section("Ablation per class", tables=[ablation, ablation_kid]),
         render.Section("Ablation pooled over classes", tables=[pooled]),
         render.Section("Optuna studies", tables=studies_t, figures=figures["studies"],
                        text="" if studies else "No study storage read (pass --storage)."),
@@ -126,17 +135,27 @@ def build_report(tracking_uri: str, out: str | Path = "reports/latest", experime
         render.Section(behind.title, tables=[behind]),
     ]
     title = "Which architecture choices matter, for which class"
-    tables = [*variants, evaluations, ablation, pooled, *studies_t, excluded, behind]
+    tables = [*variants, evaluations, ablation, ablation_kid, pooled, *studies_t, excluded, behind]
     if plan is not None:
         head = scope(plan, sel.included)
-        sections = [head] + [s for s in sections if s.title != "Optuna studies"]
-        tables = head.tables + [t for t in tables if t not in studies_t]
+        # A campaign's comparisons are its verdicts (reports/verdicts.py), in place of the ablation tables.
+        judged = verdicts.for_campaign(plan, sel.included)
+        said = verdicts.sections(judged, verdicts.profile_figure(judged, out / "plots"))
+        flag = ([render.Section("Warning: the A/A control differs from its base", text=judged.flag)]
+                if judged.flag else [])
+        sections = flag + [head] + said + [s for s in sections if s.title not in (
+            "Optuna studies", "Ablation per class", "Ablation pooled over classes")]
+        tables = head.tables + [t for s in said for t in s.tables] + [
+            t for t in tables if t not in studies_t and not t.name.startswith("ablation")]
         title = f"Campaign {campaign}: {title[0].lower()}{title[1:]}"
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     report = render.Report(title=title, source=source, sections=sections)
     seconds = time.perf_counter() - start
     report.footer = f"Generated {generated} from logged values only, in {seconds:.1f} s."
     files = render.write(report, tables, out, formats)
+    if plan is not None:  # every metric and param of every run behind the numbers, to recompute them
+        written = runs_csv.write(sel.included, out / "runs.csv")
+        files += [] if written in files else [written]
     files += [f.path for group in figures.values() for f in group]
     return BuildResult(out=out, files=files, runs=len(runs), included=len(sel.included),
                        excluded=len(sel.excluded), studies=len(studies),
@@ -186,6 +205,11 @@ def _figures(tracking_uri: str, sel: Selection, histories, studies, folder: Path
         name = f"fid{suffix}.png"
         add("curves", plots.variant_curves(group_runs(members), histories, "fid", "FID", folder / name),
             f"FID per epoch per variant ({label})", seeds + " Lower is better.", warnings_of(members))
+        for key, better in CURVE_METRICS.items():
+            add("curves", plots.variant_curves(group_runs(members), histories, key, key, folder / f"{key}{suffix}.png"),
+                f"{key} per evaluation per variant ({label})",
+                seeds + f" {better} The last point is the run's value; a best point over training would be "
+                "optimistic (chosen on the reference).", warnings_of(members))
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in sorted({d for d, _ in groups}):
             rows = []

@@ -11,19 +11,16 @@ numbers. Only reads.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.store import tracking
-from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG
-from harness.campaign.state import SUPERSEDED_TAG
+from harness.store import schema, tracking
+from harness.store.schema import CAMPAIGN_TAG as TAG
+from harness.store.schema import CELL_TAG, SUPERSEDED_TAG
 from harness.errors import TrackingError, unknown_name
 from harness.measure.provenance import MIN_TEST_ACCURACY
 from reports import collect
-from reports.ablation import MIN_PAIRS
 from reports.collect import PARENT_TAG, RunRecord
 from reports.render import Section
 from reports.tables import Column, Table
@@ -45,6 +42,7 @@ class Campaign:
     superseded: list[RunRecord] = field(default_factory=list)
     plan_error: str = ""  # why the plan could not be read, when it could not
     elsewhere: int = 0  # planned cells logging to experiments this report does not read (--experiment)
+    hypotheses: dict[str, Any] | None = None  # hypotheses.json: the analysis the plan declared
 
     @property
     def datasets(self) -> list[str]:
@@ -74,14 +72,8 @@ class Campaign:
             by_cell[run.tags.get(CELL_TAG, "")].append(run)
         out = {}
         for entry in self.cells:
-            found = by_cell.get(entry["cell"], [])
-            finished = [r for r in found if r.status == "FINISHED"]
-            if any(r.tags.get(HASH_TAG) == settings_md5(entry) for r in finished):
-                out[entry["cell"]] = "finished"
-            elif finished:  # finished with settings the plan no longer has
-                out[entry["cell"]] = "changed"
-            else:
-                out[entry["cell"]] = found[0].status.lower() if found else "missing"
+            status, _ = schema.cell_status(by_cell.get(entry["cell"], []), settings_md5(entry))
+            out[entry["cell"]] = status.lower()
         return out
 
     def outside(self) -> list[RunRecord]:
@@ -92,8 +84,7 @@ class Campaign:
 
 def settings_md5(entry: dict[str, Any]) -> str:
     """The ``campaign.settings_md5`` tag a run of this cells.json entry carries (as ``Cell.settings_md5``)."""
-    settings = {k: v for k, v in entry.items() if k != "cell"}
-    return hashlib.md5(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return schema.settings_md5({k: v for k, v in entry.items() if k != "cell"})
 
 
 def read_campaign(uri: str, name: str, experiments: dict[str, str]) -> Campaign:
@@ -126,11 +117,21 @@ def read_campaign(uri: str, name: str, experiments: dict[str, str]) -> Campaign:
         # With --experiment, the plan's cells that log elsewhere are not this report's.
         campaign.cells = [c for c in cells if c.get("experiment") in chosen or "experiment" not in c]
         campaign.elsewhere = len(cells) - len(campaign.cells)
+        campaign.hypotheses = _declared(uri, campaign.parent.run_id)
     except TrackingError:
         campaign.cells = []
         campaign.plan_error = (f"the parent run {campaign.parent.short_id} of campaign {name!r} has no readable "
                                "cells.json, so its plan is unknown: cells that never started cannot be counted")
     return campaign
+
+
+def _declared(uri: str, parent_id: str) -> dict[str, Any] | None:
+    """The parent run's hypotheses.json, or None (a plan logged before plans declared hypotheses)."""
+    try:
+        found = tracking.read_json_artifact(uri, parent_id, "hypotheses.json")
+    except TrackingError:
+        return None
+    return found if isinstance(found, dict) else None
 
 
 # --- the scope section ----------------------------------------------------------------------
@@ -212,11 +213,11 @@ def _limits(campaign: Campaign, included: list[RunRecord], states: dict[str, str
     classes = campaign.datasets if campaign.cells else sorted({r.dataset for r in included if r.dataset})
     epochs = _setting(campaign.cells, "epochs") if campaign.cells else "the logged"
     out = [
-        "Can say, per class: whether changing one axis (variants that differ in exactly that axis) moves this "
-        "class's final FID at this budget, beyond seed-to-seed noise (seeds paired, t-test and Wilcoxon, Holm "
-        "over the table).",
-        f"Can say, pooled: whether that change moves FID the same way on average over {', '.join(classes)} (each "
-        "(class, seed) pair as its log FID ratio, so no class's scale dominates).",
+        "Can say, for each arm against the base: better, worse, equivalent (within the plan's margin) or "
+        "inconclusive, on KID and FID at this budget, from tests of seeds paired within each class; declared "
+        "comparisons Holm-adjusted together, the rest exploratory.",
+        f"Can say, pooled: whether an arm moves KID or FID the same way on average over {', '.join(classes)} (each "
+        "(class, seed) pair as a fraction of the base's mean on its class, so no class's scale dominates).",
         f"Cannot say how variants rank after longer training: every cell trained {epochs} epoch(s); FIDs "
         "early in training can reorder later.",
         "Cannot compare these FIDs with published ones or with another backbone or sample count: FID depends on "
@@ -227,17 +228,15 @@ def _limits(campaign: Campaign, included: list[RunRecord], states: dict[str, str
         "Cannot say how two changes combine: only variants that differ in one axis are compared, so "
         "interactions between axes are not estimated.",
     ]
-    if seeds < MIN_PAIRS:
-        out.append(f"With {seeds} seed(s) per cell no per-class row gets a verdict (it needs {MIN_PAIRS}+ paired "
-                   "seeds): they say 'too few seeds to tell'.")
+    if seeds < 2:
+        out.append(f"With {seeds} seed(s) per cell every comparison is inconclusive: a paired test needs 2+ seeds.")
     else:
-        out.append(f"With {seeds} seeds per cell, a per-class verdict rests on {seeds} pairs: the exact Wilcoxon "
-                   f"test cannot go below p = {2 / 2 ** seeds:.3g}, so only the t-test can flag a difference, "
-                   "and only a large, consistent one; 'no evidence' is not evidence of no effect.")
+        out.append(f"With {seeds} seeds per cell, a per-class verdict rests on {seeds} pairs: only a large, "
+                   "consistent change can be shown (see Power); 'inconclusive' is not evidence of no effect.")
     lost = sum(s != "finished" for s in states.values())
     if lost:
-        out.append(f"{lost} planned cell(s) did not finish: their seeds drop out of the pairs they belong to "
-                   "(the pairs column shows what is left).")
+        out.append(f"{lost} planned cell(s) did not finish: every comparison with an arm missing a cell is "
+                   "inconclusive, naming the seed, rather than a number from fewer runs than planned.")
     return out
 
 

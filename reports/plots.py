@@ -33,6 +33,24 @@ FONT = 10
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
 
+# The one arm -> (colour, marker) map: an arm keeps its colour in every figure of a report.
+# ``use_arm_order`` (called once per report) fixes the order; an arm not listed takes the next free pair.
+_ARM_ORDER: list[str] = []
+
+
+def use_arm_order(arms: list[str]) -> None:
+    """Give ``arms`` the colours in this order for the figures that follow (e.g. the plan's arms)."""
+    _ARM_ORDER[:] = list(dict.fromkeys(arms))
+
+
+def arm_style(arm: str) -> tuple[str, str]:
+    """The (colour, marker) of ``arm`` in every figure; a row label ``variant (...)`` takes its variant's."""
+    key = arm.split(" (", 1)[0]
+    if key not in _ARM_ORDER:
+        _ARM_ORDER.append(key)
+    i = _ARM_ORDER.index(key)
+    return COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)]
+
 
 def _pyplot():
     import matplotlib
@@ -172,7 +190,7 @@ def variant_curves(groups: dict[tuple[str, str], list[RunRecord]], histories: Hi
             steps, mean, low, high = seed_band(runs, histories, key)
             if not steps:
                 continue
-            colour, marker = COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)]
+            colour, marker = arm_style(label)
             _draw(panel, steps, mean, low, high, colour, marker)
             ends.append((steps[-1], mean[-1], f"{label} (n={len(runs)})", colour))
             all_steps += steps
@@ -210,7 +228,7 @@ def seed_points(groups: dict[tuple[str, str], list[RunRecord]], key: str, ylabel
         for x, label in enumerate(labels):
             runs = sorted(cells[(dataset, label)], key=lambda r: r.seed)
             values = [float(r.metrics[key]) for r in runs]
-            colour, marker = COLOURS[x % len(COLOURS)], MARKERS[x % len(MARKERS)]
+            colour, marker = arm_style(label)
             offsets = np.linspace(-0.18, 0.18, len(runs)) if len(runs) > 1 else np.zeros(1)
             panel.scatter(x + offsets, values, color=colour, marker=marker, s=34, zorder=3, edgecolor="white",
                           linewidth=0.6)
@@ -283,7 +301,7 @@ def study_curves(studies: list[StudyRecord], path: Path) -> Path | None:
         ends, all_steps = [], []
         for i, s in enumerate(sorted((s for s in studies if (s.dataset or s.name) == dataset), key=lambda s: s.name)):
             points = [(n, v) for n, v in s.curve if v is not None]
-            colour, marker = COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)]
+            colour, marker = arm_style(s.variant or s.name)
             panel.step([n for n, _ in points], [v for _, v in points], where="post", marker=marker,
                        markersize=5, color=colour, linewidth=1.8)
             ends.append((points[-1][0], points[-1][1], f"{s.variant or s.name} ({len(s.curve)} trials)", colour))
@@ -294,6 +312,38 @@ def study_curves(studies: list[StudyRecord], path: Path) -> Path | None:
         panel.grid(alpha=0.3)
         _room_for_labels(panel, all_steps, [text for *_, text, _ in ends])
         _label_ends(panel, ends)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def performance_profiles(scores: dict[str, np.ndarray], base: str, metric: str, path: Path,
+                         lower_is_better: bool = True) -> Path | None:
+    """One step line per arm: the share of its runs better than each threshold (a fraction of the base's mean).
+
+    ``scores`` maps arm -> its runs' values divided by the base's class mean
+    (pooled over classes); the base's own line is drawn too when given.
+    """
+    from harness.stats import performance_profile
+
+    scores = {arm: np.asarray(v, dtype=float) for arm, v in scores.items() if len(v)}
+    if not scores:
+        return None
+    every = np.concatenate(list(scores.values()))
+    thresholds = np.linspace(float(every.min()) * 0.98, float(every.max()) * 1.02, 200)
+    plt = _pyplot()
+    fig, (panel,) = _panels(plt, 1, cols=1, height=3.8)
+    for arm, values in scores.items():
+        colour, _ = arm_style(arm)
+        share = performance_profile(values, thresholds, lower_is_better)
+        panel.step(thresholds, share, where="post", color=colour, linewidth=1.8)
+    panel.axvline(1.0, color="#888", linewidth=1, linestyle=":")
+    panel.set_xlabel(f"threshold: {metric.upper()} as a fraction of {base}'s class mean")
+    panel.set_ylabel(f"share of runs {'below' if lower_is_better else 'above'}")
+    panel.set_ylim(-0.03, 1.03)
+    panel.grid(alpha=0.3)
+    panel.legend([plt.Line2D([], [], color=arm_style(a)[0]) for a in scores], list(scores), fontsize=FONT - 1,
+                 loc="best")
     _save(fig, path)
     plt.close(fig)
     return path

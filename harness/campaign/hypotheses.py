@@ -29,28 +29,11 @@ from typing import Any
 
 from harness.errors import ConfigError, closest
 from harness.stats.design import DIRECTIONS, METRICS, Hypotheses, Primary, lower_is_better
-from variants import BASELINE, resolve
-from variants.grammar import TOKENS
-from variants.presets import PRESETS
+from variants import resolve
+from variants.control import control_name
 
 KEYS = ("base", "primary", "family", "margin", "alpha", "control", "sd_guess", "power")
 PRIMARY_KEYS = ("arm", "metric", "direction", "alpha")
-
-
-def control_name(base: str) -> str:
-    """The A/A arm of ``base``: its name with the LeakyReLU's form flipped (``inline``, or ``layer``).
-
-    A preset gets the token appended (``animals_baseline`` → ``inline``, as the grid
-    names it for the baseline; ``cifar_bn`` → ``cifar_bn_inline``); a grammar name
-    has its ``layer``/``inline`` token swapped or the token appended.
-    """
-    flipped = "inline" if resolve(base).leaky_relu == "layer" else "layer"
-    if base in PRESETS:
-        return flipped if base == BASELINE.name else f"{base}_{flipped}"
-    tokens = base.split("_")
-    if any(TOKENS.get(t, ("",))[0] == "leaky_relu" for t in tokens):
-        return "_".join(flipped if TOKENS.get(t, ("",))[0] == "leaky_relu" else t for t in tokens)
-    return f"{base}_{flipped}"
 
 
 def read_hypotheses(raw: Any, arms: list[str], default_base: str, where: str) -> tuple[Hypotheses, list[str]]:
