@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.store import tracking
+from harness.store import schema, tracking
 from harness.store.sqlite import check_store_to_read
 from harness.measure.backbone_training import EXPERIMENT as BACKBONE_EXPERIMENT
 from harness.errors import TrackingError, unknown_name
@@ -28,12 +28,11 @@ SETTING_PARAMS: tuple[str, ...] = tuple(
 
 _AXIS_DEFAULTS = {f.name: f.default for f in dataclasses.fields(VariantSpec) if f.name in AXES}
 
-# The tag of a campaign's parent run (harness/campaign/run.py sets it; that module loads
-# TensorFlow, so the name is repeated here and a test checks the two agree).
-PARENT_TAG = "campaign.parent"
+PARENT_TAG = schema.CAMPAIGN_PARENT_TAG
 
 # Per-epoch histories the plots draw.
-HISTORY_KEYS = ("real_acc", "fake_acc", "d_loss", "g_loss", "fid")
+HISTORY_KEYS = ("real_acc", "fake_acc", "d_loss", "g_loss", "fid", "kid", "precision", "recall", "density",
+                "coverage")
 
 @dataclass
 class RunRecord:
@@ -119,8 +118,8 @@ def collect_runs(uri: str, experiment_ids: dict[str, str], tags: dict[str, str] 
     return [_record(run, experiment_ids) for run in runs]
 
 
-def _record(run, experiment_ids: dict[str, str]) -> RunRecord:
-    params, tags = dict(run.data.params), dict(run.data.tags)
+def _record(run: tracking.StoredRun, experiment_ids: dict[str, str]) -> RunRecord:
+    params, tags = dict(run.params), dict(run.tags)
     # An axis added after a run was logged takes the spec's default, which is
     # what that run trained with; the run still pairs with newer runs.
     axes = {}
@@ -132,11 +131,11 @@ def _record(run, experiment_ids: dict[str, str]) -> RunRecord:
     except ValueError:
         seed = None
     return RunRecord(
-        run_id=run.info.run_id,
-        run_name=run.info.run_name or "",
-        experiment=experiment_ids.get(run.info.experiment_id, run.info.experiment_id),
-        status=run.info.status,
-        start_time=run.info.start_time or 0,
+        run_id=run.run_id,
+        run_name=run.name,
+        experiment=experiment_ids.get(run.experiment_id, run.experiment_id),
+        status=run.status,
+        start_time=run.start_time,
         # The class as loaded (``horses`` and ``cifar10:horses`` are the same data).
         dataset=params.get("data_name") or tags.get("dataset") or params.get("dataset"),
         variant=tags.get("variant") or params.get("variant"),
@@ -144,8 +143,8 @@ def _record(run, experiment_ids: dict[str, str]) -> RunRecord:
         axes=axes,
         setting=setting,
         eval_key=eval_key(params),
-        metrics=dict(run.data.metrics),
-        artifact_uri=run.info.artifact_uri or "",
+        metrics=dict(run.metrics),
+        artifact_uri=run.artifact_uri,
         params=params,
         tags=tags,
         reason=tags.get("failure_reason") or tags.get("stopped_reason"),

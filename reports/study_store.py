@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import TrackingError
+from harness.store.schema import parse_storage
 
 # Files the study command leaves in the working directory, in the order they are tried.
 DEFAULT_FILES = ("optuna.db", "optuna.journal", "studies.journal")
@@ -52,8 +53,9 @@ def open_storage(url: str):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if url.startswith("journal:") or url.endswith((".journal", ".log")):
-        path = Path(url[len("journal:"):] if url.startswith("journal:") else url)
+    storage = parse_storage(url, journal_suffixes=(".journal", ".log"))
+    if storage.kind == "journal":
+        path = storage.path
         if not path.is_file():
             raise TrackingError(f"study storage {url!r}: no such journal file {str(path)!r}; pass "
                                 "the --storage your studies used.")
@@ -61,9 +63,8 @@ def open_storage(url: str):
         from optuna.storages.journal import JournalFileBackend
 
         return JournalStorage(JournalFileBackend(str(path)))
-    if url.startswith(("postgresql://", "postgres://")):  # psycopg 3 is the installed driver
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+    url = storage.url  # postgresql:// is read with psycopg 3, the installed driver
+    if storage.kind == "sqlite" and not storage.path.is_file():
         raise TrackingError(f"study storage {url!r}: no such file; pass the --storage your studies "
                             "used (e.g. sqlite:///optuna.db in the folder you ran them in).")
     try:

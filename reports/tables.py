@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.campaign.state import SUPERSEDED_TAG
+from harness.store.schema import SUPERSEDED_TAG
 from harness.measure.provenance import EVAL_PARAMS, MIN_TEST_ACCURACY, quality_warning
 from reports.collect import RunRecord
 from reports.study_store import StudyRecord
@@ -158,17 +158,29 @@ VARIANT_COLUMNS = [
     Column("n", "n", "int"),
     Column("epochs", "epochs", "int"),
     Column("fid", "FID", "mean_std", "min"),
+    Column("fid_floor", "FID floor", "mean_std"),
     Column("kid", "KID", "mean_std", "min"),
-    Column("is", "IS", "mean_std", "max"),
+    Column("kid_floor", "KID floor", "mean_std"),
+    Column("precision", "precision", "mean_std"),
+    Column("recall", "recall", "mean_std"),
+    Column("density", "density", "mean_std"),
+    Column("coverage", "coverage", "mean_std"),
+    # For one class IS rewards spreading samples over the backbone's classes, not quality: never ranked.
+    Column("is", "IS (unranked)", "mean_std"),
     Column("real_acc", "real acc", "mean_std"),
     Column("fake_acc", "fake acc", "mean_std"),
     Column("images_per_s", "images/s", "mean_std", "max"),
     Column("runs", "runs", "runs"),
 ]
-AGGREGATED = ("fid", "kid", "is", "real_acc", "fake_acc", "images_per_s")
+AGGREGATED = ("fid", "fid_floor", "kid", "kid_floor", "precision", "recall", "density", "coverage", "is",
+              "real_acc", "fake_acc", "images_per_s")
 VARIANT_NOTE = ("Final-epoch values, mean ± sample std over seeds (n runs), both rounded to the std's first "
                 "significant digit (its first two when they read 10 to 35). KID is the raw MMD² (not x1000). "
-                "Bold: the best FID, KID (lower), IS or images/s (higher) of a dataset, only when its mean ± "
+                "FID is at the eval_n_fake of the title's evaluation; a floor is the same metric for real training "
+                "images against the reference at the same N (what 'as real' scores), none when the reference is "
+                "the training images. Precision/recall (k=3) and density/coverage (k=5) at eval_n_curve samples. "
+                "IS is shown but never ranked: for one class it rewards spreading samples over the backbone's "
+                "classes. Bold: the best FID, KID (lower) or images/s (higher) of a dataset, only when its mean ± "
                 "std interval does not overlap any other row's and the means differ by more than 0.1% (so "
                 "each row needs 2+ seeds); discriminator accuracies have no better direction. images/s is "
                 "the last epoch's.")

@@ -101,12 +101,12 @@ class Objective:
                 "optuna.study_name": self.study_name, "optuna.trial_number": str(trial.number)})
             if not found:  # failed before its run was created (e.g. unreadable data)
                 return
-            run_id = found[0].info.run_id
+            run_id = found[0].run_id
         trial.set_user_attr("mlflow_run_id", run_id)
         run = tracking.RunLogger(config.tracking_uri, run_id)
         run.set_tags({"optuna.trial_state": state})
         if "eval_backbone" not in trial.study.user_attrs:  # a study run without the runner's check
-            params = run.client.get_run(run_id).data.params
+            params = tracking.get_run(config.tracking_uri, run_id).params
             for key in (*EVAL_PARAMS, *DESCRIPTION_PARAMS):
                 if key in params:
                     trial.study.set_user_attr(key, params[key])

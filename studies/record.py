@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from harness.store import tracking
+from harness.store import schema, tracking
 
 # Optuna and matplotlib are imported inside functions: the CLI imports this module
 # (through studies.runner), and `--help`, `variants` and `datasets` must not load them.
@@ -22,19 +22,13 @@ PARENT_ATTR = "mlflow_parent_run_id"
 
 
 def open_parent(study, uri: str, experiment: str, tags: dict[str, str]) -> str:
-    """The id of ``study``'s parent run in ``experiment``, created on first use."""
-    client = tracking.client(uri)
-    run_id = study.user_attrs.get(PARENT_ATTR)
-    if run_id:
-        try:
-            client.update_run(run_id, status="RUNNING")
-            return run_id
-        except Exception:  # the tracking store was replaced: start a new parent
-            pass
-    run = client.create_run(tracking.experiment_id(uri, experiment), run_name=f"study-{study.study_name}",
-                            tags={"optuna.study_name": study.study_name, "optuna.parent": "true", **tags})
-    study.set_user_attr(PARENT_ATTR, run.info.run_id)
-    return run.info.run_id
+    """The id of ``study``'s parent run in ``experiment``, created on first use (and again when
+    the tracking store was replaced)."""
+    run_id = schema.open_parent(uri, experiment, f"study-{study.study_name}",
+                                {schema.STUDY_NAME_TAG: study.study_name, schema.STUDY_PARENT_TAG: "true", **tags},
+                                run_id=study.user_attrs.get(PARENT_ATTR), search=False)
+    study.set_user_attr(PARENT_ATTR, run_id)
+    return run_id
 
 
 def close_parent(study, uri: str, run_id: str, metric: str, status: str = "FINISHED") -> dict[str, Any]:
@@ -75,7 +69,7 @@ def end_runs(uri: str, experiment: str, study_name: str, numbers: list[int], sta
     for number in numbers:
         for run in tracking.find_runs(uri, experiment, status="RUNNING", tags={
                 "optuna.study_name": study_name, "optuna.trial_number": str(number)}):
-            logger = tracking.RunLogger(uri, run.info.run_id)
+            logger = tracking.RunLogger(uri, run.run_id)
             logger.set_tags({"optuna.trial_state": "FAIL"})
             logger.end(status)
 

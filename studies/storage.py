@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.store.schema import parse_storage
 from harness.store.urls import redact
 
 # Optuna is imported inside functions: the CLI imports this module (through
@@ -45,17 +46,14 @@ def normalise(url: str | None, workers: int = 1) -> str:
     driver); ``x.journal`` becomes ``journal:x``. Raises ConfigError for a storage
     that cannot serve ``workers`` processes or an unknown scheme.
     """
-    url = (url or default_url(workers)).strip()
-    if url.endswith(".journal") and ":" not in url.split("/")[0]:
-        url = "journal:" + url
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if url.startswith("sqlite:///") and workers > 1:
+    storage = parse_storage(url or default_url(workers))
+    url = storage.url
+    if storage.kind == "sqlite" and workers > 1:
         raise ConfigError(
             f"--storage {redact(url)!r} is SQLite, which several worker processes cannot write at once; "
             "use a journal file (--storage journal:optuna.journal, the default with --workers) "
             "or --storage postgresql://user@host/db.")
-    if not url.startswith(("sqlite:///", "journal:", "postgresql+psycopg://", "mysql")):
+    if storage.kind == "unknown":
         raise ConfigError(
             f"--storage {redact(url)!r}: unknown kind; use sqlite:///optuna.db, journal:optuna.journal "
             "or postgresql://user@host/db.")

@@ -32,12 +32,13 @@ max_images = 64
 batch_size = 32
 width = 0.125
 xla = "off"
+eval_every = 0
 """
 
 
 def runs_of(uri: str, name: str) -> list:
     return [r for r in tracking.find_runs(uri, "horses", tags={"campaign": name})
-            if SUPERSEDED_TAG not in r.data.tags]
+            if SUPERSEDED_TAG not in r.tags]
 
 
 def campaign(path: Path, uri: str, tmp_path: Path, *extra: str) -> int:
@@ -57,15 +58,15 @@ def test_a_campaign_runs_each_cell_once_then_resumes_retries_and_refuses_changes
     assert campaign(path, tracking_uri, tmp_path) == 0
     out = capsys.readouterr().out
     assert "1 FAILED left alone (--retry-failed retries them)" in out
-    finished = [r for r in runs_of(tracking_uri, "c1") if r.info.status == "FINISHED"]
-    assert sorted(r.data.tags["campaign.cell"] for r in finished) == sorted(c.key for c in plan.cells[:-1])
+    finished = [r for r in runs_of(tracking_uri, "c1") if r.status == "FINISHED"]
+    assert sorted(r.tags["campaign.cell"] for r in finished) == sorted(c.key for c in plan.cells[:-1])
     assert "3 finished, 1 failed" in out and "cell horses/bn/s0 FINISHED" in out
 
     # Again: nothing left to train, nothing trained.
     assert campaign(path, tracking_uri, tmp_path) == 0
     assert len(runs_of(tracking_uri, "c1")) == 4
     assert campaign(path, tracking_uri, tmp_path, "--retry-failed") == 0
-    statuses = sorted(r.info.status for r in runs_of(tracking_uri, "c1"))
+    statuses = sorted(r.status for r in runs_of(tracking_uri, "c1"))
     assert statuses == ["FAILED", "FINISHED", "FINISHED", "FINISHED", "FINISHED"]
 
     # The status grid, from another command.
@@ -81,11 +82,11 @@ def test_a_campaign_runs_each_cell_once_then_resumes_retries_and_refuses_changes
     assert campaign(path, tracking_uri, tmp_path, "--dry-run") == 0
     assert "4 of 4 cells to run" in capsys.readouterr().out
     assert campaign(path, tracking_uri, tmp_path, "--rerun-changed") == 0
-    current = [r for r in runs_of(tracking_uri, "c1") if r.info.status == "FINISHED"]
-    assert len(current) == 4 and {r.data.params["epochs"] for r in current} == {"2"}
+    current = [r for r in runs_of(tracking_uri, "c1") if r.status == "FINISHED"]
+    assert len(current) == 4 and {r.params["epochs"] for r in current} == {"2"}
     parent = tracking.find_runs(tracking_uri, "campaigns", tags={"campaign": "c1"})
     assert len(parent) == 1
-    assert {a.path for a in tracking.client(tracking_uri).list_artifacts(parent[0].info.run_id)} >= {
+    assert {a.path for a in tracking.client(tracking_uri).list_artifacts(parent[0].run_id)} >= {
         "plan.toml", "cells.json"}
 
 
@@ -113,13 +114,13 @@ def test_two_workers_share_a_postgres_queue_and_finish_a_killed_workers_cell(pos
     assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-3000:]
 
     runs = runs_of(uri, name)
-    cells = sorted(r.data.tags["campaign.cell"] for r in runs)
+    cells = sorted(r.tags["campaign.cell"] for r in runs)
     assert cells == sorted(c.key for c in load_plan(path).cells)  # every cell exactly once
-    assert {r.info.status for r in runs} == {"FINISHED"}  # nothing left RUNNING
+    assert {r.status for r in runs} == {"FINISHED"}  # nothing left RUNNING
     client = tracking.client(uri)
     for run in runs:
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "d_loss")]
+        steps = [m.step for m in client.get_metric_history(run.run_id, "d_loss")]
         assert steps == [1, 2, 3]  # no epoch logged twice, none lost
     log = (tmp_path / "second.log").read_text()
     assert "resuming run" in log  # the killed cell went on from its checkpoint
-    assert not checkpoints.list_checkpoints(tmp_path / "ck" / runs[0].info.run_id)  # cleaned once logged
+    assert not checkpoints.list_checkpoints(tmp_path / "ck" / runs[0].run_id)  # cleaned once logged

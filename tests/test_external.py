@@ -228,14 +228,14 @@ def test_eval_scores_a_file_into_a_new_external_run(files, tiny_backbone, tracki
     runs = tracking.find_runs(tracking_uri, "horses")
     assert len(runs) == 1
     run = runs[0]
-    assert run.info.status == "FINISHED"
-    assert run.data.tags["source"] == "external" and "variant" not in run.data.tags
-    params = run.data.params
+    assert run.status == "FINISHED"
+    assert run.tags["source"] == "external" and "variant" not in run.tags
+    params = run.params
     assert params["external_file"] == "g.keras" and params["external_md5"] == external.load(files / "g.keras").md5
     assert params["eval_n_fake"] == "20" and params["eval_backbone"].startswith("cifar10_classifier")
     assert not {"epochs", "batch_size", "variant", "seed"} & set(params)  # no training params
-    assert {"fid", "kid", "is"} <= set(run.data.metrics)
-    assert tracking.list_artifacts(tracking_uri, run.info.run_id, "external") == ["external/g.keras"]
+    assert {"fid", "kid", "is"} <= set(run.metrics)
+    assert tracking.list_artifacts(tracking_uri, run.run_id, "external") == ["external/g.keras"]
 
 
 def test_eval_refuses_a_generator_of_other_channels(tmp_path, data_root, capsys):

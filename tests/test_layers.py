@@ -99,3 +99,25 @@ def test_the_check_catches_an_upward_import(tmp_path):
     bad.write_text("def f():\n    from harness.train.run import run\n")
     assert "harness.train.run" in _imports(bad)
     assert _layer_of(_unit_of("harness.train.run")) > _layer_of(_unit_of("harness.data.cifar10"))
+
+
+def test_reports_import_nothing_from_the_campaign_package():
+    # Reports read runs through the store and its schema, never through the campaign's code.
+    wrong = sorted(f"{name} imports {m}" for name, path in _files().items() if name.startswith("reports")
+                   for m in _imports(path) if m == "harness.campaign" or m.startswith("harness.campaign."))
+    assert not wrong, "\n".join(wrong)
+
+
+MLFLOW_OBJECTS = ("tracking.client(", ".info.run_id", ".info.status", ".data.params", ".data.metrics", ".data.tags")
+
+
+def _mlflow_object_uses(text: str) -> list[str]:
+    return [s for s in MLFLOW_OBJECTS if s in text]
+
+
+def test_mlflow_client_and_run_objects_stay_in_the_store():
+    # Outside harness/store, runs are StoredRun records: an MLflow upgrade touches one package.
+    wrong = sorted(f"{name}: {used}" for name, path in _files().items() if _unit_of(name) != "harness.store"
+                   for used in [_mlflow_object_uses(path.read_text())] if used)
+    assert not wrong, "\n".join(wrong)
+    assert _mlflow_object_uses("c = tracking.client(uri)\nrun.info.status") == ["tracking.client(", ".info.status"]

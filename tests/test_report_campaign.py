@@ -221,7 +221,7 @@ def test_the_full_report_sets_the_parent_apart_and_lists_superseded_runs(store, 
 def _run(key: str, status: str = "FINISHED", md5: str = "", run_id: str = "r" * 32) -> RunRecord:
     dataset, variant, seed = key.split("/")
     return RunRecord(run_id=run_id, run_name=key, experiment=dataset, status=status, start_time=0, dataset=dataset,
-                     variant=variant, seed=int(seed[1:]), axes={}, setting=(), eval_key=None, metrics={},
+                     variant=variant, seed=int(seed[1:]), axes={}, setting=(), eval_key=None, metrics={"d_loss": 1.0},
                      tags={CELL_TAG: key, HASH_TAG: md5})
 
 

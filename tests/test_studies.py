@@ -158,9 +158,9 @@ def test_objective_completes_prunes_and_fails_without_stopping_the_study(trackin
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
     # Each trial names its MLflow run, and each run carries its trial's final state.
-    runs = {r.info.run_id: r for r in tracking.find_runs(tracking_uri, "horses")}
+    runs = {r.run_id: r for r in tracking.find_runs(tracking_uri, "horses")}
     for trial, state in zip(study.trials, ("COMPLETE", "COMPLETE", "PRUNED", "FAIL")):
-        assert runs[trial.user_attrs["mlflow_run_id"]].data.tags["optuna.trial_state"] == state
+        assert runs[trial.user_attrs["mlflow_run_id"]].tags["optuna.trial_state"] == state
     assert study.trials[0].value == 40.0 and study.trials[0].intermediate_values == {1: 50.0, 2: 40.0}
     assert "pruned at epoch 1: fid=500" in study.trials[2].user_attrs["pruned_reason"]
     assert "nan at epoch 2" in study.trials[3].user_attrs["fail_reason"]

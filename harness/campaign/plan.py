@@ -39,7 +39,7 @@ its key.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import itertools
 import json
 import tomllib
@@ -51,6 +51,7 @@ from harness import flags
 from harness.config import NOT_IN_PLAN, RunConfig
 from harness.errors import ConfigError, closest
 from harness.campaign.hypotheses import read_hypotheses
+from harness.campaign.tuning import Tuning, read_tuning
 from harness.stats.design import Hypotheses
 from studies.best import study_best_config
 from studies.settings import default_study_name
@@ -59,13 +60,11 @@ from variants import BASELINE, resolve
 from variants.grammar import grid_names
 
 TOP_KEYS = ("name", "datasets", "seeds", "variants", "grid", "run", "dataset", "from_studies", "experiment",
-            "hypotheses")
+            "hypotheses", "tuning")
 GRID_KEYS = ("base", "axes", "tokens")
 
-TAG = "campaign"
-CELL_TAG = "campaign.cell"
-SETTINGS_TAG = "campaign.settings"
-HASH_TAG = "campaign.settings_md5"
+from harness.store.schema import CAMPAIGN_TAG as TAG  # noqa: E402  (names kept for importers)
+from harness.store.schema import CELL_TAG, HASH_TAG, SETTINGS_TAG, settings_md5  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class Cell:
 
     @property
     def settings_md5(self) -> str:
-        return hashlib.md5(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:12]
+        return settings_md5(self.settings)
 
 
 @dataclass(frozen=True)
@@ -104,6 +103,7 @@ class Plan:
     seeds: tuple[int, ...]
     notes: tuple[str, ...] = field(default=())  # e.g. variants dropped as duplicates
     hypotheses: Hypotheses | None = None  # the declared analysis ([hypotheses] or its defaults)
+    tuning: Tuning | None = None  # [tuning]: each arm searched alike, its cells trained with its winner
 
 
 def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_dir: str | None = None,
@@ -148,6 +148,7 @@ def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_d
             raise ConfigError(f"{where}: [dataset.{key}] names no dataset of the plan ({', '.join(datasets)}).")
         _settings(table, f"{where} [dataset.{key}]")
     from_studies = _get(raw, "from_studies", bool, where, False)
+    tuning = read_tuning(raw.get("tuning"), planned, seeds, [run, *per_dataset.values()], from_studies, where)
     machine = {k: v for k, v in (("tracking_uri", tracking_uri), ("checkpoint_dir", checkpoint_dir)) if v}
     if raw.get("experiment") is not None:
         run.setdefault("experiment", _get(raw, "experiment", str, where))
@@ -160,13 +161,16 @@ def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_d
                                          "seed": seed}, cell_where)
         if from_studies:
             config = _from_study(config, set(settings), study_storage, cell_where)
-        cell = Cell(dataset, variant, seed, config)
-        tags = {TAG: name, CELL_TAG: cell.key, HASH_TAG: cell.settings_md5,
-                SETTINGS_TAG: json.dumps(cell.settings, sort_keys=True)}
-        cells.append(Cell(dataset, variant, seed, config.replace(
-            tags=tags, run_name=f"{name}-{dataset}-{variant}-s{seed}")))
+        cells.append(tagged(Cell(dataset, variant, seed, config), name, f"{name}-{dataset}-{variant}-s{seed}"))
     return Plan(name, str(path), text, tuple(cells), tuple(datasets), tuple(variants), tuple(seeds), tuple(notes),
-                hypotheses)
+                hypotheses, tuning=tuning)
+
+
+def tagged(cell: Cell, campaign: str, run_name: str, **extra: str) -> Cell:
+    """``cell`` with the tags that find its run again: the campaign, the cell's key and its settings."""
+    tags = {TAG: campaign, CELL_TAG: cell.key, HASH_TAG: cell.settings_md5,
+            SETTINGS_TAG: json.dumps(cell.settings, sort_keys=True), **extra}
+    return dataclasses.replace(cell, config=cell.config.replace(tags=tags, run_name=run_name))
 
 
 def _variants(raw: dict, where: str) -> tuple[list[str], list[str]]:

@@ -28,6 +28,7 @@ from harness.campaign.state import (SUPERSEDED_TAG, CellState, cell_states, eta_
                                     seconds_per_image_epoch, trained)
 from harness.data import load_dataset
 from harness.errors import ConfigError, TrainingFailed
+from harness.measure.backbone_training import ensure_backbone
 from harness.measure.backbones import load_backbone
 from harness.store.urls import redact
 from studies import storage as storages
@@ -109,7 +110,9 @@ def check_machine(plan: Plan) -> str:
             load_dataset(config.dataset, image_size=config.image_size, max_images=config.max_images,
                          min_images=config.batch_size)
     for config in {(c.config.backbone, c.config.inception): c.config for c in plan.cells
-                   if c.config.eval_every}.values():
+                   if c.config.resolved().eval_every}.values():
+        # A fresh machine gets the offline backbone here, once, not in each worker.
+        ensure_backbone(config.backbone, inception_path=config.inception, tracking_uri=config.tracking_uri)
         load_backbone(config.backbone, inception_path=config.inception)
     uri = plan.cells[0].config.tracking_uri
     tracking.ensure_store(uri)
@@ -139,6 +142,8 @@ def open_parent(plan: Plan, uri: str) -> str:
                      for c in plan.cells], "cells.json")
     if plan.hypotheses is not None:  # what the report may conclude, as declared before the runs
         logger.log_json(plan.hypotheses.to_dict(), "hypotheses.json")
+    if plan.tuning is not None:  # how every arm was searched before its cells (harness/campaign/tuning.py)
+        logger.log_json(plan.tuning.to_dict(), "tuning.json")
     logger.set_tags({"campaign.cells": str(len(plan.cells)), "campaign.datasets": ",".join(plan.datasets),
                      "campaign.variants": ",".join(plan.variants),
                      "campaign.seeds": ",".join(map(str, plan.seeds))})
@@ -150,16 +155,13 @@ def work(plan: Plan, options: Options, outcome: Outcome, log) -> None:
     queue = CellQueue(plan.name, options.url, options.heartbeat_s)
     cells = {cell.key: cell for cell in plan.cells}
     while True:
-        claim = queue.claim()
+        claim = queue.claim(set(cells))
         if claim is None:
             if queue.running_elsewhere():
                 time.sleep(POLL_S)
                 continue
             return
-        cell = cells.get(claim.key)
-        if cell is None:  # queued by another version of the plan
-            queue.finish(claim, TrialState.FAIL, reason=f"cell {claim.key} is not in this plan")
-            continue
+        cell = cells[claim.key]
         if finished_run(cell) is not None:  # finished meanwhile, by a duplicate of its queue entry
             queue.finish(claim, TrialState.COMPLETE)
             continue

@@ -40,16 +40,16 @@ def lowest_fid_run(tracking_uri: str, experiment: str, backbone: str | None = No
     candidates must share one evaluation key (``EVAL_PARAMS``); the optional
     filters pick one when they do not.
     """
-    if tracking.client(tracking_uri).get_experiment_by_name(experiment) is None:
+    if not tracking.experiment_exists(tracking_uri, experiment):
         raise ConfigError(f"--best: no experiment {experiment!r} in {tracking.public(tracking_uri)}; train one "
                           f"with `python -m harness run --dataset {experiment} ...` or pass --experiment.")
     scored = []
     for r in tracking.find_runs(tracking_uri, experiment, status="FINISHED"):
-        key = tuple(r.data.params.get(k) for k in EVAL_PARAMS)
-        if (math.isfinite(r.data.metrics.get("fid", math.nan))
-                and backbone in (None, r.data.params.get("eval_backbone"))
-                and eval_samples in (None, _int(r.data.params.get("eval_n_fake")))):
-            scored.append((r.data.metrics["fid"], r.info.start_time, r.info.run_id, key))
+        key = tuple(r.params.get(k) for k in EVAL_PARAMS)
+        if (math.isfinite(r.metrics.get("fid", math.nan))
+                and backbone in (None, r.params.get("eval_backbone"))
+                and eval_samples in (None, _int(r.params.get("eval_n_fake")))):
+            scored.append((r.metrics["fid"], r.start_time, r.run_id, key))
     if not scored:
         where = "".join(f", {flag} {value}" for flag, value in (("--eval-backbone", backbone),
                         ("--eval-samples", eval_samples)) if value is not None)
@@ -103,7 +103,7 @@ def model_uri(tracking_uri: str, *, run_id: str | None = None, model: str | None
         run_id, fid = lowest_fid_run(tracking_uri, experiment, backbone, eval_samples)
         log(f"best run in {experiment!r} by final FID: {run_id} (fid {fid:.2f})")
     try:
-        tracking.client(tracking_uri).get_run(run_id)
+        tracking.get_run(tracking_uri, run_id)
     except Exception:
         raise TrackingError(f"--run-id {run_id!r}: no such run in {tracking.public(tracking_uri)}; copy the id from the "
                             "MLflow UI or `run`'s output, or pass --tracking-uri.") from None

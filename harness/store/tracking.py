@@ -19,6 +19,7 @@ import time
 import urllib.request
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,36 @@ from harness.store.urls import redact
 # must answer without loading MLflow.
 
 PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param value's length
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One run as the store holds it, in plain values: what every module outside the store sees."""
+
+    run_id: str
+    experiment_id: str
+    name: str
+    status: str  # RUNNING, SCHEDULED, FINISHED, FAILED, KILLED
+    start_time: int  # ms since the epoch
+    end_time: int | None  # None while running
+    params: dict[str, str]
+    metrics: dict[str, float]  # the last logged value of each
+    tags: dict[str, str]
+    artifact_uri: str = ""
+
+    @property
+    def minutes(self) -> float | None:
+        """Wall time from start to end; None while it runs."""
+        return (self.end_time - self.start_time) / 60000 if self.end_time else None
+
+
+def _stored(run) -> StoredRun:
+    """The plain record of an ``mlflow.entities.Run``."""
+    info, data = run.info, run.data
+    return StoredRun(run_id=info.run_id, experiment_id=info.experiment_id, name=info.run_name or "",
+                     status=info.status, start_time=info.start_time or 0, end_time=info.end_time or None,
+                     params=dict(data.params), metrics=dict(data.metrics), tags=dict(data.tags),
+                     artifact_uri=info.artifact_uri or "")
 
 
 def ensure_store(uri: str) -> None:
@@ -393,7 +424,7 @@ def quoted(value: str) -> str | None:
 def find_runs(uri: str, experiment: str | list[str], *, tags: Mapping[str, str] | None = None,
               status: str | None = None, not_status: str | None = None,
               order_by: tuple[str, ...] = ("attributes.start_time DESC",),
-              max_results: int | None = None) -> list:
+              max_results: int | None = None) -> list[StoredRun]:
     """The runs of ``experiment`` (a name, or several) whose tags equal ``tags`` and whose
     status is ``status`` (or is not ``not_status``), newest first, paged through.
 
@@ -420,10 +451,24 @@ def find_runs(uri: str, experiment: str | list[str], *, tags: Mapping[str, str] 
     while True:
         page = c.search_runs(ids, " AND ".join(clauses), order_by=list(order_by),
                              max_results=min(1000, max_results or 1000), page_token=token)
-        found += [r for r in page if all(r.data.tags.get(k) == str(v) for k, v in exact.items())]
+        found += [_stored(r) for r in page if all(r.data.tags.get(k) == str(v) for k, v in exact.items())]
         token = page.token
         if not token or (max_results and len(found) >= max_results):
             return found[:max_results] if max_results else found
+
+
+def experiment_exists(uri: str, name: str) -> bool:
+    """Whether ``uri`` has an experiment called ``name`` (deleted ones count)."""
+    return client(uri).get_experiment_by_name(name) is not None
+
+
+def set_status(uri: str, run_id: str, status: str) -> bool:
+    """Set run ``run_id``'s status (e.g. back to RUNNING); False when the store has no such run."""
+    try:
+        client(uri).update_run(run_id, status=status)
+        return True
+    except Exception:  # no such run (e.g. the store was replaced)
+        return False
 
 
 # --- the model registry -------------------------------------------------------------
@@ -470,12 +515,23 @@ def list_experiments(uri: str) -> dict[str, str]:
         raise TrackingError(f"tracking store {public(uri)!r} cannot be read: {exc}") from None
 
 
-def metric_histories(uri: str, run_ids: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, list]]:
-    """``{run_id: {key: [Metric, ...]}}``: every logged value of ``keys`` (one query per run and key)."""
+@dataclass(frozen=True)
+class MetricPoint:
+    """One logged value of a metric."""
+
+    step: int
+    value: float
+    timestamp: int  # ms since the epoch
+
+
+def metric_histories(uri: str, run_ids: list[str], keys: tuple[str, ...]
+                     ) -> dict[str, dict[str, list[MetricPoint]]]:
+    """``{run_id: {key: [MetricPoint, ...]}}``: every logged value of ``keys`` (one query per run and key)."""
     if not run_ids:  # no client: it would create a store that does not exist yet
         return {}
     c = client(uri)
-    return {run_id: {key: c.get_metric_history(run_id, key) for key in keys} for run_id in run_ids}
+    return {run_id: {key: [MetricPoint(m.step, m.value, m.timestamp) for m in c.get_metric_history(run_id, key)]
+                     for key in keys} for run_id in run_ids}
 
 
 def list_artifacts(uri: str, run_id: str, folder: str) -> list[str]:
@@ -493,10 +549,10 @@ def download_artifact(uri: str, run_id: str, path: str, folder: str | Path) -> P
 
 
 # --- queries used by evaluate_run
-def get_run(uri: str, run_id: str):
-    """The ``mlflow.entities.Run`` ``run_id``; ``TrackingError`` when ``uri`` has no such run."""
+def get_run(uri: str, run_id: str) -> StoredRun:
+    """Run ``run_id``; ``TrackingError`` when ``uri`` has no such run."""
     try:
-        return client(uri).get_run(run_id)
+        return _stored(client(uri).get_run(run_id))
     except Exception:
         raise TrackingError(f"run {run_id} is not in tracking store {public(uri)!r}; pass the --tracking-uri it "
                             "was logged to.") from None

@@ -31,7 +31,7 @@ import numpy as np
 
 import harness
 from harness.train import checkpoints
-from harness.store import tracking
+from harness.store import schema, tracking
 from harness.config import LOGGED, RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError, TrainingFailed
@@ -44,7 +44,7 @@ from variants import canonical_name, resolve
 SAMPLE_GRID = 64  # images in each epoch's sample grid (8 x 8)
 
 
-FAILURE_TAG = "failure_cause"  # "environment": failed by the machine or the store, not by training
+FAILURE_TAG = schema.FAILURE_CAUSE_TAG  # "environment": failed by the machine or the store, not by training
 _runs_started: list = []  # runs this process started (the first one counts the imports)
 
 
@@ -104,9 +104,15 @@ def run(config: RunConfig, *, resume: str | None = None,
 
     from harness.data.pipeline import epoch_batches
     from harness.train.gan import GAN
+    from harness.train.precision import resolve as resolve_precision
 
+    # Before the seed is set: a first auto on this machine times both precisions.
+    precision = resolve_precision(config.precision, spec, config.variant, config.batch_size, log)
+    log(precision.line())
+    if resume:
+        _check_precision(config, resume, precision.name)
     keras.utils.set_random_seed(config.seed)
-    gan = GAN(spec, seed=config.seed)
+    gan = GAN(spec, seed=config.seed, precision=precision.name)
     gan.compile(jit_compile={"auto": "auto", "on": True, "off": False}[config.xla],
                 steps_per_execution=config.steps_per_execution)
     steps = len(dataset.images) // config.batch_size
@@ -133,12 +139,14 @@ def run(config: RunConfig, *, resume: str | None = None,
 
     def save_checkpoint(epoch: int, metrics: dict[str, float]) -> str:
         return str(checkpoints.save(ckpt_dir, epoch, gan, {"run_id": run_id, "config": config.to_dict(),
-                                                          "metrics": metrics},
+                                                          "metrics": metrics, "precision": precision.name},
                                     arrays={"fixed_noise": fixed_noise}, keep=config.keep_checkpoints))
 
     # --- train ----------------------------------------------------------------------
     result = RunResult(run_id=run_id, status="RUNNING", epochs_done=first_epoch - 1, checkpoint=opened.checkpoint)
     try:
+        if not resume:
+            logger.log_params(precision.params())
         log(f"run {run_id}: {config.variant} on {config.dataset} ({len(dataset.images)} images, "
             f"{config.epochs} epochs, batch {config.batch_size}) -> {tracking.public(config.tracking_uri)}")
         timeline.mark("tracking start")
@@ -155,7 +163,10 @@ def run(config: RunConfig, *, resume: str | None = None,
             metrics["tracking_seconds"] = tracking_seconds
             timeline.mark("first epoch (tracing included)" if epoch == first_epoch else "training")
             if evaluator is not None and (epoch % config.eval_every == 0 or epoch == config.epochs):
-                metrics.update(evaluator.evaluate(gan.generator, latent_dim=spec.latent_dim, seed=config.seed))
+                # Only the last evaluation is full (FID, IS at --eval-samples); the others are the
+                # curve's cheap points (KID, PRDC at 1,000 samples). The last is the run's value.
+                metrics.update(evaluator.evaluate(gan.float32_generator(), latent_dim=spec.latent_dim, seed=config.seed,
+                                                  final=epoch == config.epochs))
                 timeline.mark("evaluation")
 
             # --- save: checkpoint (with the metrics), then metrics, then sample grid --
@@ -176,7 +187,7 @@ def run(config: RunConfig, *, resume: str | None = None,
                 on_epoch(epoch, metrics)
 
         # --- finish: the generator as a model, the last checkpoint -------------------
-        result.model_uri = "models:/" + logger.log_generator(gan.generator, _pip_requirements())
+        result.model_uri = "models:/" + logger.log_generator(gan.float32_generator(), _pip_requirements())
         if result.checkpoint:
             logger.log_file(result.checkpoint, "checkpoints")
         timeline.mark("final model and checkpoint")
@@ -310,10 +321,10 @@ def find_resumable(config: RunConfig) -> str:
     runs = tracking.find_runs(config.tracking_uri, config.experiment, not_status="FINISHED", max_results=50,
                               tags={"variant": config.variant, "dataset": config.dataset})
     for found in runs:
-        folder = Path(config.checkpoint_dir) / found.info.run_id
+        folder = Path(config.checkpoint_dir) / found.run_id
         # A locked folder belongs to a run another process is still training.
         if checkpoints.list_checkpoints(folder) and not checkpoints.is_locked(folder):
-            return found.info.run_id
+            return found.run_id
     raise ConfigError(
         f"--resume: no unfinished run of {config.variant} on {config.dataset} with a checkpoint in "
         f"{config.checkpoint_dir!r} (experiment {config.experiment!r}) that no other process is "
@@ -323,7 +334,8 @@ def find_resumable(config: RunConfig) -> str:
 
 def _params(config: RunConfig, spec, dataset) -> dict[str, Any]:
     """The run's params: the resolved variant, what changes training, and the data, each once."""
-    run = {k: v for k, v in config.to_dict().items() if k in LOGGED}  # the fields' roles say which
+    # The fields' roles say which; precision is logged by run() as resolved (with the requested one).
+    run = {k: v for k, v in config.to_dict().items() if k in LOGGED and k != "precision"}
     variant = {k: v for k, v in spec.to_params().items() if k != "name"}  # `variant` names it
     data = {k: v for k, v in dataset.params().items() if k != "data_image_size"}  # = image_size
     return {**variant, **run, **data}
@@ -339,7 +351,7 @@ def _check_resume(config: RunConfig, run_id: str, log) -> None:
     """
     folder = Path(config.checkpoint_dir) / run_id
     try:
-        status = tracking.client(config.tracking_uri).get_run(run_id).info.status
+        status = tracking.get_run(config.tracking_uri, run_id).status
     except Exception:
         raise ConfigError(f"--resume {run_id}: no such run in {tracking.public(config.tracking_uri)!r}; pass "
                           "the --tracking-uri it was logged to, or start a new run.") from None
@@ -371,6 +383,19 @@ def _check_resume(config: RunConfig, run_id: str, log) -> None:
     if status == "FINISHED" and meta["epoch"] >= config.epochs:
         raise ConfigError(f"--resume {run_id}: the run already FINISHED {meta['epoch']} epochs; pass "
                           f"--epochs above {meta['epoch']} to train it further.")
+
+
+def _check_precision(config: RunConfig, run_id: str, precision: str) -> None:
+    """Refuse to resume ``run_id`` in another precision than its checkpoints were trained in."""
+    for path in reversed(checkpoints.list_checkpoints(Path(config.checkpoint_dir) / run_id)):
+        try:
+            saved = checkpoints.read_meta(path).get("precision", "float32")  # older checkpoints: float32
+        except Exception:
+            continue
+        if saved != precision:
+            raise ConfigError(f"cannot resume run {run_id} in {precision}: it was trained in {saved}; pass "
+                              f"--precision {saved} to continue it, or start a new run.")
+        return
 
 
 def _restore(config: RunConfig, run_id: str, gan, log):
@@ -406,12 +431,13 @@ def _repair_metrics(logger, meta: dict[str, Any], gan, fixed_noise: np.ndarray, 
 
 
 def _evaluator(config: RunConfig, spec, dataset, log):
-    from harness.measure.evaluator import make_evaluator
+    from harness.measure.real_images import run_evaluator
 
-    evaluator = make_evaluator(
-        dataset_key=f"{dataset.source}:{dataset.name}:train:{spec.image_size}:{dataset.fingerprint}",
-        reference_images=dataset.images, n_samples=config.eval_samples,
-        backbone=config.backbone, inception_path=config.inception)
+    # On first use without any backbone, the offline one is trained (announced) and cached.
+    evaluator = run_evaluator(config.dataset, training=dataset, n_samples=config.eval_samples,
+                              reference=config.eval_reference, backbone=config.backbone,
+                              inception_path=config.inception, fid_infinity=config.fid_infinity,
+                              train_backbone=True, tracking_uri=config.tracking_uri, log=log)
     if getattr(evaluator, "warning", None):
         log(f"warning: {evaluator.warning}")
     return evaluator
