@@ -70,3 +70,64 @@ def postgres_url() -> str:
     if not url:
         pytest.skip("HARNESS_TEST_POSTGRES_URL is unset; start a local server with `eval \"$(.ci/postgres.sh)\"`.")
     return url
+
+
+# --- a tiny CIFAR-10 stand-in, for tests that need images but not CIFAR-10's content ---
+
+def write_tiny_cifar10(root: Path, train_per_class: int = 130, test_per_class: int = 40) -> dict[str, str]:
+    """Write ``root/cifar-10-batches-py/`` in CIFAR-10's own format (pickled dicts with
+    ``b"data"`` uint8 (N, 3072) channel-major, ``b"labels"``, ``b"filenames"``,
+    ``b"batch_label"``; five train batches, a test batch and ``batches.meta``) holding
+    ``train_per_class`` and ``test_per_class`` random images of each of the ten classes.
+    Returns each file's md5: they are not the published ones, so a test that loads it
+    must put them into ``harness.data.cifar10.MD5`` (``cifar10_root`` does)."""
+    import pickle
+
+    import numpy as np
+
+    from harness.checksums import md5_of
+    from harness.data import cifar10
+
+    folder = root / cifar10.FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+
+    def batch(name: str, per_class: int) -> None:
+        labels = [label for _ in range(per_class) for label in range(10)]  # classes interleaved
+        data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
+        content = {b"batch_label": name.encode(), b"labels": labels, b"data": data,
+                   b"filenames": [f"tiny_{name}_{i}.png".encode() for i in range(len(labels))]}
+        # Protocol 3 writes bytes natively (protocol 2 would need codecs, which the reader refuses).
+        (folder / name).write_bytes(pickle.dumps(content, protocol=3))
+
+    for name in cifar10.SPLIT_FILES["train"]:
+        batch(name, train_per_class // len(cifar10.SPLIT_FILES["train"]))
+    batch("test_batch", test_per_class)
+    meta = {b"label_names": [label.encode() for label in cifar10.LABELS],
+            b"num_cases_per_batch": train_per_class // 5 * 10, b"num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=3))
+    return {name: md5_of(folder / name) for name in cifar10.MD5}
+
+
+@pytest.fixture(scope="session")
+def _tiny_cifar10(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("tiny-cifar10")
+    return root, write_tiny_cifar10(root)
+
+
+@pytest.fixture
+def cifar10_root(_tiny_cifar10: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data root holding CIFAR-10 for tests that need images but not CIFAR-10's content:
+    the real one when ``$HARNESS_DATA_DIR`` has it, else a tiny stand-in in its format
+    (130 train and 40 test images per class, its md5s accepted for this test only;
+    ``$HARNESS_DATA_DIR`` points at it for this test). Tests of the real content
+    (checksums, class counts) take ``data_root`` and skip without it."""
+    root = Path(os.environ["HARNESS_DATA_DIR"])
+    if (root / "cifar-10-batches-py").is_dir():
+        return root
+    from harness.data import cifar10
+
+    tiny_root, md5s = _tiny_cifar10
+    monkeypatch.setattr(cifar10, "MD5", md5s)
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tiny_root))
+    return tiny_root

@@ -68,7 +68,7 @@ def _only_run(uri: str) -> str:
     return runs[0].info.run_id
 
 
-def test_disk_full_keeps_the_previous_checkpoint_and_the_run_resumes(tracking_uri, tmp_path, monkeypatch, data_root):
+def test_disk_full_keeps_the_previous_checkpoint_and_the_run_resumes(tracking_uri, tmp_path, monkeypatch, cifar10_root):
     real_savez, calls = np.savez, []
 
     def savez(file, **arrays):
@@ -101,7 +101,7 @@ def test_disk_full_keeps_the_previous_checkpoint_and_the_run_resumes(tracking_ur
     assert logged_epochs(tracking_uri, run_id) == each_metric_at(1, 2)
 
 
-def test_crash_between_checkpoint_and_metrics_logs_the_epoch_once(tracking_uri, tmp_path, data_root):
+def test_crash_between_checkpoint_and_metrics_logs_the_epoch_once(tracking_uri, tmp_path, cifar10_root):
     from harness.store import tracking
 
     config = _config(tracking_uri, tmp_path)
@@ -123,7 +123,7 @@ def test_crash_between_checkpoint_and_metrics_logs_the_epoch_once(tracking_uri, 
         train.run(config, resume=run_id, log=lambda _: None)
 
 
-def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tracking_uri, tmp_path, data_root):
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tracking_uri, tmp_path, cifar10_root):
     config = _config(tracking_uri, tmp_path, clean_checkpoints=False)  # keep them after FINISHED
     first = train.run(config, log=lambda _: None)
     newest = Path(first.checkpoint)
@@ -149,7 +149,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tracking_uri, 
 
 
 def test_sigterm_mid_epoch_ends_killed_keeping_the_last_epochs_checkpoint(tracking_uri, tmp_path, monkeypatch,
-                                                                          data_root):
+                                                                          cifar10_root):
     from harness.train.callbacks import NonFiniteGuard
 
     config = _config(tracking_uri, tmp_path)

@@ -67,7 +67,7 @@ def _config(tracking_uri, tmp_path, **changes):
     return RunConfig(**values)
 
 
-def test_run_logs_everything_to_mlflow(data_root, tracking_uri, tmp_path):
+def test_run_logs_everything_to_mlflow(cifar10_root, tracking_uri, tmp_path):
     import mlflow
     from harness.train import run as train
     from harness.store.tracking import client
@@ -94,7 +94,7 @@ def test_run_logs_everything_to_mlflow(data_root, tracking_uri, tmp_path):
     assert mlflow.pyfunc.load_model(result.model_uri) is not None
 
 
-def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(data_root, tracking_uri, tmp_path, monkeypatch):
+def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(cifar10_root, tracking_uri, tmp_path, monkeypatch):
     from harness.train import checkpoints
     from harness.train import gan
     from harness.train import run as train
@@ -115,7 +115,7 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(data_root, tr
     assert [m.step for m in client(tracking_uri).get_metric_history(first.run_id, "d_loss")] == [1]
 
 
-def test_bad_inputs_fail_before_training(data_root, tracking_uri, tmp_path):
+def test_bad_inputs_fail_before_training(cifar10_root, tracking_uri, tmp_path):
     from harness.train import run as train
 
     with pytest.raises(DataError, match="fewer than the 256 needed for one training batch"):

@@ -110,11 +110,12 @@ def cpu_peak_gflops() -> tuple[float | None, str]:
 class HarnessTrainer:
     """The harness's compiled training step, fed from an in-memory tf.data pipeline."""
 
-    def __init__(self, spec: VariantSpec, batch: int, xla: str, steps_per_execution: int = 1):
+    def __init__(self, spec: VariantSpec, batch: int, xla: str, steps_per_execution: int = 1,
+                 precision: str = "float32"):
         from harness.data.pipeline import repeated_batches
         from harness.train.gan import GAN
 
-        self.gan = GAN(spec, seed=0)
+        self.gan = GAN(spec, seed=0, precision=precision)
         self.gan.compile(jit_compile={"auto": "auto", "on": True, "off": False}[xla],
                          steps_per_execution=steps_per_execution)
         self.batch = batch
@@ -148,7 +149,7 @@ class TorchReference:
     """The same variant and step in PyTorch (benchmarks/torch_reference.py), in a process of
     its own ``python`` (PyTorch is not a dependency), timed in the same alternation."""
 
-    SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "torch_reference.py"
+    SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "torch_reference.py"
 
     def __init__(self, python: str, name: str, batch: int):
         import subprocess
@@ -217,12 +218,18 @@ def check_benchmark(variants: tuple[str, ...], *, batch: int, steps: int, repeat
 def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4"), *, batch: int = 128,
                   steps: int = 20, repeats: int = 3, width: float = 1.0, xla: str = "auto",
                   steps_per_execution: int = 1, compare_xla: bool = False, torch: str | None = None,
-                  log=print) -> dict[str, Any]:
+                  precision: str = "auto", log=print) -> dict[str, Any]:
     """Measure every variant; return the JSON-able result (see ``python -m harness bench --json``).
 
     ``torch``: the python of an environment with PyTorch, to time the same
-    architecture and step there too (``torch_img_s``).
+    architecture and step there too (``torch_img_s``). ``precision``: what the
+    harness's step trains in (auto, float32, bfloat16, float16; the row's
+    ``precision`` says what auto resolved to), or ``all``: float32 as
+    ``harness_img_s`` and bfloat16 as ``bfloat16_img_s`` in the same
+    alternation, with what auto would pick (``auto``).
     """
+    from harness.train.precision import resolve as resolve_precision
+
     check_benchmark(variants, batch=batch, steps=steps, repeats=repeats, width=width, xla=xla,
                     steps_per_execution=steps_per_execution)
     import keras
@@ -236,13 +243,17 @@ def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4")
         "gemm_gflops": gemm_gflops(),
         "device": gpus[0].name if gpus else platform.processor() or "cpu",
         "batch_size": batch, "steps": steps, "repeats": repeats, "xla": xla,
-        "steps_per_execution": steps_per_execution,
+        "steps_per_execution": steps_per_execution, "precision": precision,
         "tensorflow": tf.__version__, "keras": keras.__version__, "variants": {},
     }
     for name in variants:
         spec = resolve(name).scaled(width) if width != 1.0 else resolve(name)
-        trainers: dict[str, Any] = {"harness": HarnessTrainer(spec, batch, xla, steps_per_execution),
-                                    "notebook": NotebookTrainer(spec, batch)}
+        chosen = None if precision == "all" else resolve_precision(precision, spec, name, batch, log)
+        trainers: dict[str, Any] = {
+            "harness": HarnessTrainer(spec, batch, xla, steps_per_execution, chosen.name if chosen else "float32"),
+            "notebook": NotebookTrainer(spec, batch)}
+        if precision == "all":  # bfloat16 in the same alternation as float32
+            trainers["harness_bfloat16"] = HarnessTrainer(spec, batch, xla, steps_per_execution, "bfloat16")
         if compare_xla:  # the same step with XLA the other way round
             other = "off" if xla == "on" else "on"
             trainers[f"harness_xla_{other}"] = HarnessTrainer(spec, batch, other, steps_per_execution)
@@ -269,7 +280,13 @@ def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4")
             "gemm_fraction": h * flops / 1e9 / result["gemm_gflops"],
             "sampling_img_s": sampling_rate(spec),
             "harness_runs": ours, "notebook_runs": theirs,
+            "precision": chosen.name if chosen else "float32",
         }
+        if precision == "all":
+            auto = resolve_precision("auto", spec, name, batch, log)
+            bf16 = statistics.median(runs["harness_bfloat16"])
+            row.update(bfloat16_img_s=bf16, bfloat16_runs=runs["harness_bfloat16"], bfloat16_vs_float32=bf16 / h,
+                       auto={"precision": auto.name, "reason": auto.reason})
         for key in trainers:
             if key.startswith("harness_xla_") or key == "torch":
                 row[f"{key}_img_s"] = statistics.median(runs[key])
@@ -279,6 +296,8 @@ def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4")
         result["variants"][name] = row
         extra = "".join(f", {k} {statistics.median(v):.1f} img/s" for k, v in runs.items()
                         if k.startswith("harness_xla") or k == "torch")
+        if precision == "all":
+            extra += f", bfloat16 {row['bfloat16_img_s']:.1f} img/s (x{row['bfloat16_vs_float32']:.2f})"
         log(f"{name}: harness {h:.1f} img/s, notebook {n:.1f} img/s, x{h / n:.2f}{extra}; "
             f"{flops / 1e9:.2f} GFLOP/img -> {row['achieved_gflops']:.1f} GFLOP/s"
             + (f" ({100 * row['peak_fraction']:.0f}% of peak)" if row["peak_fraction"] else ""))
@@ -293,6 +312,8 @@ def table(result: dict[str, Any]) -> str:
     head = ["variant", "GFLOP/img", "notebook img/s", "harness img/s", "x notebook"]
     head += ["PyTorch img/s", "x PyTorch"] if torch else []
     head += [f"{xla.replace('harness_', 'harness ').replace('_', ' ')} img/s"] if xla else []
+    bf16 = any("bfloat16_img_s" in row for row in result["variants"].values())
+    head += ["bfloat16 img/s", "x float32", "auto picks"] if bf16 else []
     head += ["% of peak"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in result["variants"].items():
@@ -302,6 +323,8 @@ def table(result: dict[str, Any]) -> str:
             cells += [f"{row['torch_img_s']:.1f}", f"{row['vs_torch']:.2f}"]
         if xla:
             cells += [f"{row[f'{xla}_img_s']:.1f}"]
+        if bf16:
+            cells += [f"{row['bfloat16_img_s']:.1f}", f"{row['bfloat16_vs_float32']:.2f}", row["auto"]["precision"]]
         cells += [f"{100 * row['peak_fraction']:.0f}%" if row["peak_fraction"] else "—"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
