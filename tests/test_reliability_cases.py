@@ -139,3 +139,44 @@ def test_read_only_commands_check_the_store_and_write_nothing(tmp_path, monkeypa
         assert result == code, err
     if message:
         assert message in err and len(err.strip().splitlines()) == 1
+
+
+# --- case 2: a plan edited while a campaign runs ----------------------------------------------
+@pytest.mark.parametrize("first,second", [
+    ([0, 1, 2], [0, 1, 2, 3, 4]),  # seeds 3, 4 added while the first process runs
+    ([0, 1, 2, 3, 4], [0, 1, 2]),  # seeds 3, 4 removed while the first process runs
+])
+def test_a_plan_edited_while_a_campaign_runs_loses_no_cell(tmp_path, monkeypatch, first, second):
+    """Whichever version enqueued them, the process with the shorter plan takes the next cell
+    first: it must leave the cells it does not know to the other, not fail them."""
+    from optuna.trial import TrialState
+
+    from harness.campaign import run as campaign
+    from harness.campaign.plan import load_plan
+    from harness.campaign.queue import KEY, CellQueue
+    from harness.train.run import RunResult
+
+    def plan(seeds, name):
+        (tmp_path / name).write_text(PLAN.replace("seeds = [0]", f"seeds = {seeds}"))
+        return load_plan(tmp_path / name, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                         checkpoint_dir=str(tmp_path / "ck"))
+
+    trained: list[str] = []
+    monkeypatch.setattr(campaign, "finished_run", lambda cell: None)
+    monkeypatch.setattr(campaign, "train_cell", lambda cell, log: trained.append(cell.key) or RunResult("r", "FINISHED", 1))
+    monkeypatch.setattr(campaign, "progress_line", lambda plan, cell, result: "")
+    old, new = plan(first, "old.toml"), plan(second, "new.toml")
+    options = campaign.Options(storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    queue = CellQueue("c", options.url)
+    # The second process enqueues its version's cells before the first one takes the next cell.
+    queue.sync([c.key for c in old.cells])
+    queue.sync([c.key for c in new.cells])
+    shorter, longer = sorted((old, new), key=lambda p: len(p.cells))
+    outcome = campaign.Outcome()
+    campaign.work(shorter, options, outcome, log=lambda _: None)
+    assert sorted(trained) == sorted(c.key for c in shorter.cells) and not outcome.failed
+    campaign.work(longer, options, outcome, log=lambda _: None)
+    everything = {c.key for c in old.cells} | {c.key for c in new.cells}
+    assert sorted(trained) == sorted(everything)  # each cell once, none failed as "not in this plan"
+    assert not queue.trials(TrialState.FAIL) and not queue.trials(TrialState.WAITING)
+    assert {t.user_attrs[KEY] for t in queue.trials(TrialState.COMPLETE)} == everything

@@ -82,10 +82,17 @@ class CellQueue:
             self.study.enqueue_trial({}, user_attrs={KEY: key})
         return added
 
-    def claim(self) -> Claim | None:
-        """Take the first waiting cell (moving it to RUNNING), or None when none waits."""
+    def claim(self, keys: set[str] | None = None) -> Claim | None:
+        """Take the first waiting cell (moving it to RUNNING), or None when none waits.
+
+        With ``keys`` (the cells of this worker's version of the plan), only those: a plan
+        edited while workers run grows or shrinks, and each worker leaves the cells it does
+        not know to the workers started with the plan that has them.
+        """
         self.requeue_dead()
         for trial in sorted(self.trials(TrialState.WAITING), key=lambda t: t.number):
+            if keys is not None and trial.user_attrs.get(KEY) not in keys:
+                continue
             if not self.storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING):
                 continue  # another worker took it first
             claim = Claim(trial._trial_id, trial.number, trial.user_attrs[KEY])
