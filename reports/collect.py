@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.store import schema, tracking
 from harness.store.sqlite import check_store_to_read
-from harness.measure.backbone_training import EXPERIMENT as BACKBONE_EXPERIMENT
+from harness.store.schema import BACKBONE_EXPERIMENT
 from harness.errors import TrackingError, unknown_name
 from harness.measure.provenance import describe, eval_key, quality_warning
 from variants.spec import AXES, VariantSpec

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.store import tracking
+from harness.store import schema, tracking
 from harness.config import DEFAULT_TRACKING_URI
 from harness.data import load_cifar10
 from harness.errors import DataError
@@ -24,7 +24,7 @@ from harness.measure.backbones.cifar_classifier import NAME, VERSION, augment, b
 # Keras and harness.data.pipeline (TensorFlow) are imported inside functions: the CLI
 # imports this module, and `--help`, `variants` and `datasets` must not load them.
 
-EXPERIMENT = "backbones"  # the MLflow experiment of backbone trainings (reports leave it out)
+EXPERIMENT = schema.BACKBONE_EXPERIMENT
 
 
 def train_backbone(*, epochs: int = 6, data_root: str | Path | None = None, cache_dir: Path | None = None,

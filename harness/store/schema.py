@@ -28,6 +28,7 @@ HASH_TAG = "campaign.settings_md5"  # settings_md5 of those settings
 SUPERSEDED_TAG = "campaign.superseded"  # a run replaced by --rerun-changed (left out everywhere)
 CAMPAIGN_PARENT_TAG = "campaign.parent"
 CAMPAIGN_PARENT_EXPERIMENT = "campaigns"
+BACKBONE_EXPERIMENT = "backbones"  # the MLflow experiment of backbone trainings (reports leave it out)
 STUDY_NAME_TAG = "optuna.study_name"
 STUDY_PARENT_TAG = "optuna.parent"
 TRIAL_NUMBER_TAG = "optuna.trial_number"
