@@ -33,6 +33,9 @@ DEFAULT_EPOCHS: dict[str, int] = {
 FALLBACK_EPOCHS = 50
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 BACKBONES = ("auto", "inception", "cifar10_classifier")
+EVAL_REFERENCES = ("test", "train")
+EVAL_CURVE_SAMPLES = 1000  # generated images of each evaluation before the last (harness.measure.evaluator)
+EVALUATIONS = 5  # the default --eval-every gives at least this many evaluations per run
 XLA = ("auto", "on", "off")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")  # see harness/train/precision.py
 IMAGE_SIZES = (28, 32, 64)
@@ -79,10 +82,20 @@ class RunConfig:
     width: float = setting(1.0, check=between(0, 4), group=_OPTIMISATION, role="notebook",
                            help="multiply every layer width (quick looks and tests use < 1)")
     # --- evaluation ---------------------------------------------------------------------
-    eval_every: int = setting(0, check=at_least(0), group=_EVALUATION, role="result",
-                              help="FID/KID/IS every K epochs and at the end (0: never)")
+    eval_every: int | None = setting(None, kind=int, check=at_least(0), group=_EVALUATION, role="result",
+                                     help="evaluate every K epochs and at the end (0: never; default: about 5 "
+                                          "times, every epochs/5); KID and precision/recall/density/coverage "
+                                          f"at {EVAL_CURVE_SAMPLES} samples, FID and IS at the end")
     eval_samples: int = setting(5000, check=at_least(10), group=_EVALUATION, role="result notebook",
                                 help="generated images per evaluation")
+    # The evaluator logs what these two chose as eval_reference and eval_fid_infinity.
+    eval_reference: str | None = setting(None, kind=str, choices=EVAL_REFERENCES, group=_EVALUATION,
+                                         role="result unlogged",
+                                         help="the real images samples are scored against (default: the "
+                                              "held-out test split where the dataset has one, else train)")
+    fid_infinity: bool = setting(False, group=_EVALUATION, role="result unlogged",
+                                 help="also FID∞ at the last evaluation (FID at 10 sample sizes, extrapolated "
+                                      "to infinitely many)")
     # The evaluator's params name the backbone actually used, so these two are not logged.
     backbone: str = setting("auto", choices=BACKBONES, group=_EVALUATION, role="result unlogged notebook",
                             help="feature network: auto = Inception when its graph is found, else the "
@@ -141,9 +154,11 @@ class RunConfig:
 
     def resolved(self) -> RunConfig:
         """A copy with the defaults that depend on other fields filled in."""
+        epochs = self.epochs or DEFAULT_EPOCHS.get(self.class_name, FALLBACK_EPOCHS)
         return dataclasses.replace(
             self,
-            epochs=self.epochs or DEFAULT_EPOCHS.get(self.class_name, FALLBACK_EPOCHS),
+            epochs=epochs,
+            eval_every=self.eval_every if self.eval_every is not None else max(1, epochs // EVALUATIONS),
             experiment=self.experiment or self.class_name,
             image_size=self.image_size or resolve(self.variant).image_size,
         )

@@ -49,7 +49,7 @@ def load_or_create(settings: StudySettings, search: spaces.Space, backbone: Back
     stored = {k: v for k, v in base.to_dict().items() if k not in ("tracking_uri", "tags")}
     attrs.update(space=json.dumps(spaces.to_json(search)), seed=run.seed, max_images=run.max_images,
                  width=run.width, image_size=base.image_size, experiment=base.experiment,
-                 sampler=settings.sampler, pruner=settings.pruner, eval_every=run.eval_every,
+                 sampler=settings.sampler, pruner=settings.pruner, eval_every=base.eval_every,
                  eval_samples=run.eval_samples, backbone=run.backbone,
                  **{RUN_CONFIG_ATTR: json.dumps(stored, sort_keys=True)})
     if backbone is not None:

@@ -52,7 +52,7 @@ class StudySettings:
 
     def __post_init__(self) -> None:
         flags.validate(self)
-        if self.run.eval_every < 1:
+        if self.run.eval_every is not None and self.run.eval_every < 1:  # None: about 5 evaluations
             raise ConfigError(f"--eval-every={self.run.eval_every}: a study scores trials by "
                                     f"{self.objective.upper()}, so it must evaluate; give 1 or more.")
         self.search_space()  # a bad space fails now, naming the parameter

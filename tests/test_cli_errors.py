@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 RUN = ["run", "--variant", "animals_baseline", "--dataset", "horses", "--max-images", "64",
-       "--batch-size", "32", "--epochs", "1", "--width", "0.125", "--no-progress"]
+       "--batch-size", "32", "--epochs", "1", "--width", "0.125", "--no-progress", "--eval-every", "0"]
 
 
 def _closed_port() -> int:

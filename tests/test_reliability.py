@@ -48,7 +48,7 @@ def _no_model_logging(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _config(tracking_uri: str, tmp_path: Path, **changes) -> RunConfig:
     base = dict(variant="animals_baseline", dataset="horses", epochs=2, batch_size=32, max_images=128,
-                width=0.125, tracking_uri=tracking_uri, progress=False, xla="off",
+                width=0.125, tracking_uri=tracking_uri, progress=False, xla="off", eval_every=0,
                 checkpoint_dir=str(tmp_path / "ck"))
     return RunConfig(**{**base, **changes})
 

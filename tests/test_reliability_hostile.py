@@ -75,7 +75,7 @@ def store_copy(empty_store, tmp_path, monkeypatch) -> str:
 def _crashed_run(uri: str, tmp_path: Path) -> tuple[RunConfig, str, Path]:
     """A 3-epoch run that died after checkpointing epoch 2: (config, run id, checkpoint folder)."""
     config = RunConfig(variant="animals_baseline", dataset="horses", epochs=3, batch_size=32, max_images=64,
-                       width=0.125, tracking_uri=uri, progress=False, xla="off",
+                       width=0.125, tracking_uri=uri, progress=False, xla="off", eval_every=0,
                        checkpoint_dir=str(tmp_path / "ck"))
     die_before_logging(config, epoch=2)
     [folder] = (tmp_path / "ck").iterdir()
@@ -313,7 +313,7 @@ def test_training_on_a_store_with_garbage_pages_stops_before_training(empty_stor
     _garbage_interior(store)
     before = _digest(store)
     config = RunConfig(variant="animals_baseline", dataset="horses", epochs=1, max_images=64, batch_size=32,
-                       width=0.125, tracking_uri=f"sqlite:///{store}", progress=False, xla="off",
+                       width=0.125, tracking_uri=f"sqlite:///{store}", progress=False, xla="off", eval_every=0,
                        checkpoint_dir=str(tmp_path / "ck"))
     with pytest.raises(TrackingError, match="is damaged.*Restore it from a backup"):
         train.run(config, log=lambda _: None)
@@ -464,7 +464,7 @@ def test_resume_finds_a_run_whose_dataset_name_has_quotes(store_copy, tmp_path, 
     for i in range(40):
         Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(images / f"{i}.png")
     config = RunConfig(variant="animals_baseline", dataset=f"folder:{images}", epochs=2, batch_size=16,
-                       width=0.125, tracking_uri=store_copy, progress=False, xla="off",
+                       width=0.125, tracking_uri=store_copy, progress=False, xla="off", eval_every=0,
                        checkpoint_dir=str(tmp_path / "ck"))
     die_before_logging(config, epoch=2)
     run_id = train.find_resumable(config)  # the lookup filters on the tags holding the quotes

@@ -28,7 +28,7 @@ from run_metrics import each_metric_at, logged_epochs
 pytestmark = pytest.mark.slow
 
 TINY = ["--variant", "animals_baseline", "--dataset", "horses", "--epochs", "2", "--width", "0.125",
-        "--xla", "off"]
+        "--xla", "off", "--eval-every", "0"]
 # 32 steps an epoch, so a signal sent at the first progress update of epoch 2 lands mid-epoch.
 VICTIM = TINY + ["--max-images", "512", "--batch-size", "16", "--progress"]  # the bar shows on a pipe too
 PLAIN = TINY + ["--max-images", "128", "--batch-size", "32", "--no-progress"]

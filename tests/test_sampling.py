@@ -71,7 +71,7 @@ def test_run_logs_a_pyfunc_generator_and_registers_it(data_root, store, tmp_path
     code = cli.main(["run", "--variant", "animals_baseline", "--dataset", "horses", "--epochs", "1",
                      "--batch-size", "32", "--max-images", "64", "--width", "0.125", "--no-progress",
                      "--tracking-uri", tracking_uri, "--checkpoint-dir", str(tmp_path / "ck"),
-                     "--register", "horse-gen"])
+                     "--register", "horse-gen", "--eval-every", "0"])
     assert code == 0
     out = capsys.readouterr().out
     run_id = re.search(r"^run (\w+) FINISHED", out, re.M).group(1)

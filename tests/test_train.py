@@ -61,7 +61,7 @@ def test_fake_acc_matches_numpy_in_mixed_mode():
 
 def _config(tracking_uri, tmp_path, **changes):
     values = dict(variant="bn_kernel4", dataset="horses", epochs=2, batch_size=32, max_images=128,
-                  width=0.125, tracking_uri=tracking_uri, progress=False,
+                  width=0.125, tracking_uri=tracking_uri, progress=False, eval_every=0,
                   checkpoint_dir=str(tmp_path / "ck"))
     values.update(changes)
     return RunConfig(**values)
@@ -140,7 +140,8 @@ def test_cli_run_end_to_end(data_root, tracking_uri, tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "harness", "run", "--variant", "cars_bn_k4", "--dataset", "horses",
          "--epochs", "1", "--max-images", "64", "--batch-size", "32", "--width", "0.125",
-         "--tracking-uri", tracking_uri, "--checkpoint-dir", str(tmp_path / "ck"), "--no-progress"],
+         "--tracking-uri", tracking_uri, "--checkpoint-dir", str(tmp_path / "ck"), "--no-progress",
+         "--eval-every", "0"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "FINISHED after 1 epochs" in out.stdout
