@@ -94,7 +94,7 @@ def by_class(runs: list[RunRecord], variant: str, metric: str, datasets: list[st
     for run in runs:  # newest first: the first value seen for a cell is kept
         if run.variant == variant and run.dataset in out and run.seed is not None:
             value = run.metrics.get(metric)
-            if out[run.dataset].get(run.seed) is None:
+            if run.seed in out[run.dataset] and out[run.dataset][run.seed] is None:  # planned seeds only
                 out[run.dataset][run.seed] = value
     return out
 
@@ -118,6 +118,9 @@ def assess(runs: list[RunRecord], hypotheses: Hypotheses, arms: list[str], datas
             common = dict(arm=arm, base=base, metric=metric, lower_is_better=lower, margin=hypotheses.margin,
                           alpha=alpha)
             pooled = compare_pooled(arm_values, base_values, expected_pairs=len(seeds) * len(datasets), **common)
+            if len(seeds) < 2:  # pairs from several classes, yet no seed-to-seed spread within any
+                pooled = _refused(pooled, f"{len(seeds)} seed per cell; seeds are the replicates, and a paired "
+                                          "test needs at least 2")
             per_class = [compare_paired(arm_values[d], base_values[d], expected_pairs=len(seeds), scope=d,
                                         **common) for d in datasets]
             if primary:
@@ -132,6 +135,11 @@ def assess(runs: list[RunRecord], hypotheses: Hypotheses, arms: list[str], datas
         out.confirmatory += adjust_family([c for c in declared if c.alpha == alpha])
     out.power = power_lines(hypotheses, len(seeds), len(datasets), *_spread(runs, hypotheses, arms, datasets, seeds))
     return out
+
+
+def _refused(c: Comparison, reason: str) -> Comparison:
+    return dataclasses.replace(c, mean_change=None, ci_low=None, ci_high=None, p_difference=None, p_adjusted=None,
+                               p_equivalence=None, direction=None, verdict="inconclusive", reason=reason)
 
 
 def _one_sided(c: Comparison, direction: str) -> Comparison:
