@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
 from types import SimpleNamespace
 
 from harness.store import schema, tracking
@@ -61,3 +63,40 @@ def test_storage_urls_are_parsed_once_and_shown_without_passwords():
     assert schema.parse_storage("sqlite:///o.db").path == schema.Path("o.db")
     assert schema.parse_storage("redis://h").kind == "unknown"
     assert redact(pg.url) == "postgresql+psycopg://u:***@h/db" and "pw" not in tracking.public(pg.url)
+
+
+# --- what the previous layout wrote still opens ------------------------------------------------
+# tests/fixtures/before_layers/ holds a store and a checkpoint written by the code before the
+# packages were layered (commit 05b6440): `run --variant bn --dataset horses --max-images 128
+# --epochs 1 --width 0.125 --batch-size 64 --seed 3 --no-clean-checkpoints`, the store vacuumed
+# and gzipped.
+BEFORE = Path(__file__).parent / "fixtures" / "before_layers"
+BEFORE_RUN = "ebf697e9d3ca4cb387d3e04b074f5d27"
+
+
+def test_a_store_written_before_the_layers_reads_as_plain_records(tmp_path):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(gzip.decompress((BEFORE / "mlflow.db.gz").read_bytes()))
+    uri = f"sqlite:///{db}"
+    tracking.ensure_store(uri)  # checks, and migrates nothing that is current
+    [run] = tracking.find_runs(uri, "horses", tags={schema.VARIANT_TAG: "bn"})
+    assert (run.run_id, run.status) == (BEFORE_RUN, "FINISHED")
+    assert run.params["variant"] == "bn" and run.params["seed"] == "3" and run.params["width"] == "0.125"
+    assert schema.trained(run) and run.metrics["d_loss"] > 0
+
+
+def test_a_checkpoint_written_before_the_layers_restores_into_todays_model():
+    from harness.config import RunConfig
+    from harness.train import checkpoints
+    from harness.train.gan import GAN
+    from variants import resolve
+
+    meta = checkpoints.read_meta(BEFORE / "epoch-0001.npz")
+    config = RunConfig.from_dict(meta["config"])  # settings added since take their defaults
+    assert (meta["epoch"], meta["run_id"], config.variant, config.seed) == (1, BEFORE_RUN, "bn", 3)
+    spec = resolve(config.variant).scaled(config.width)
+    gan = GAN(spec, seed=0)
+    gan.compile()
+    restored = checkpoints.restore(BEFORE / "epoch-0001.npz", gan, required=("fixed_noise",),
+                                   run_id=BEFORE_RUN)
+    assert restored["arrays"]["fixed_noise"].shape == (64, spec.latent_dim)
