@@ -67,11 +67,18 @@ def dry_run_text(plan: Plan) -> str:
     todo = [s for s in states if s.status != "FINISHED"]
     rate = seconds_per_image_epoch(states)
     lines = [f"campaign {plan.name}: {len(todo)} of {len(states)} cells to run"]
-    total = 0.0
+    lines += [f"note: {note}" for note in plan.notes]
+    lines += [f"warning: {problem}" for problem in _backbone_problems(plan)]
+    total, images, by_variant = 0.0, {}, {}
     for state in todo:
         config = state.cell.config.resolved()
-        work = cell_work(state.cell, _images(state))
+        data = (config.dataset, config.image_size, config.max_images)
+        if data not in images:  # a dataset is read once, not once per cell
+            images[data] = _images(state)
+        work = cell_work(state.cell, images[data])
         total += work
+        arch = (config.variant, config.width, config.image_size)
+        by_variant[arch] = by_variant.get(arch, 0.0) + work
         lines.append(f"  {state.cell.key:<40} {SHORT[state.status]:<8} {config.epochs} epochs x "
                      f"{work // config.epochs:.0f} images, batch {config.batch_size}"
                      + (f", eval every {config.eval_every} ({config.eval_samples} samples)" if config.eval_every else ""))
@@ -79,9 +86,46 @@ def dry_run_text(plan: Plan) -> str:
         lines.append(f"estimated: {duration(total * rate)} at the measured {1000 * rate:.1f} ms per image-epoch "
                      "(divide by the workers)")
     else:
-        lines.append(f"{total:.0f} image-epochs in all; no cell has finished yet to measure the speed "
-                     "(`python -m harness bench` gives images per second of the step alone)")
+        lines.append(f"{total:.0f} image-epochs in all; no cell has finished yet to measure the speed"
+                     + _flop_estimate(by_variant))
+    from harness.campaign.power import plan_power  # power needs SciPy and statsmodels: loaded on use
+    lines += plan_power(plan)
     return "\n".join(lines)
+
+
+def _backbone_problems(plan: Plan) -> list[str]:
+    """What the real run would refuse for lack of the scoring backbone (e.g. Inception's file)."""
+    from harness.errors import HarnessError
+    from harness.measure.backbones import load_backbone
+
+    problems = []
+    for config in {(c.config.backbone, c.config.inception): c.config for c in plan.cells
+                   if c.config.resolved().eval_every}.values():
+        try:
+            load_backbone(config.backbone, inception_path=config.inception)
+        except HarnessError as exc:
+            problems.append(f"the cells score with backbone {config.backbone!r}, which this machine lacks: {exc}")
+    return problems
+
+
+def _flop_estimate(work_by_variant: dict[tuple[str, float, int], float]) -> str:
+    """``; at least ~2h10m at this machine's matrix-product speed (...)``: the model FLOPs of the
+    image-epochs to train over the GFLOP/s this machine sustains; a lower bound, as a training
+    step reaches a fraction of that speed (`bench` measures it)."""
+    try:
+        from harness.notebooks.bench import gemm_gflops, step_flops
+        from variants import resolve
+
+        flops = 0.0
+        for (variant, width, image_size), work in work_by_variant.items():
+            spec = resolve(variant).for_image(image_size, 3)
+            flops += work * step_flops(spec.scaled(width) if width != 1.0 else spec)
+        speed = gemm_gflops(size=1024, repeats=3)
+    except Exception:  # an estimate only: the dry run's answer stands without it
+        return " (`python -m harness bench` gives images per second of the step alone)"
+    return (f"; at least {duration(flops / (speed * 1e9))} at this machine's matrix-product speed "
+            f"({speed:.0f} GFLOP/s for {flops / 1e12:.3g} TFLOP of model arithmetic; training reaches a "
+            "fraction of that speed: `python -m harness bench` measures the step)")
 
 
 def _images(state: CellState) -> int:
