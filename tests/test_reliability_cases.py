@@ -180,3 +180,36 @@ def test_a_plan_edited_while_a_campaign_runs_loses_no_cell(tmp_path, monkeypatch
     assert sorted(trained) == sorted(everything)  # each cell once, none failed as "not in this plan"
     assert not queue.trials(TrialState.FAIL) and not queue.trials(TrialState.WAITING)
     assert {t.user_attrs[KEY] for t in queue.trials(TrialState.COMPLETE)} == everything
+
+
+# --- case 6 and 7: plans too large or badly named ------------------------------------------------
+@pytest.mark.parametrize("plan,argv,message", [
+    ('name = "big"\ndatasets = ["horses"]\nseeds = {seeds}\nvariants = ["bn", "animals_baseline"]\n'
+     .format(seeds=list(range(48_000))), [], "96000 cells (1 datasets x 2 variants x 48000 seeds) is above the cap"),
+    ('name = ".."\ndatasets = ["horses"]\nseeds = [0]\nvariants = ["bn"]\n', [], "name '..' must be"),
+    (PLAN, ["--max-cells", "0"], "--max-cells 0 must be a positive whole number"),
+])
+def test_a_plan_too_large_or_badly_named_is_refused_at_once(tmp_path, monkeypatch, capsys, plan, argv, message):
+    import time
+
+    from harness import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plan.toml").write_text(plan)
+    start = time.perf_counter()
+    assert cli.main(["campaign", "plan.toml", "--dry-run", *argv]) == 2
+    assert time.perf_counter() - start < 10  # it took minutes to build 96,000 settings hashes
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_plan_lifted_over_the_cap_builds_its_settings_hashes_once(tmp_path):
+    from harness.campaign.plan import load_plan
+
+    (tmp_path / "plan.toml").write_text(PLAN.replace("seeds = [0]", f"seeds = {list(range(3))}"))
+    plan = load_plan(tmp_path / "plan.toml", max_cells=3)
+    cell = plan.cells[0]
+    assert cell.__dict__["settings_md5"] == cell.config.tags["campaign.settings_md5"]  # kept from building it
+    with pytest.raises(Exception, match="above the cap of 2"):
+        load_plan(tmp_path / "plan.toml", max_cells=2)

@@ -40,6 +40,7 @@ its key.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import tomllib
@@ -67,6 +68,10 @@ from harness.store.schema import CAMPAIGN_TAG as TAG  # noqa: E402  (names kept 
 from harness.store.schema import CELL_TAG, HASH_TAG, SETTINGS_TAG, settings_md5  # noqa: E402
 
 
+MAX_CELLS = 10_000  # cells a plan may have unless --max-cells says otherwise
+SECONDS_PER_CELL = 0.001  # building and checking one cell's config (measured on one shared core)
+
+
 @dataclass(frozen=True)
 class Cell:
     """One (dataset, variant, seed) of a campaign and the run config that trains it."""
@@ -80,12 +85,14 @@ class Cell:
     def key(self) -> str:
         return f"{self.dataset}/{self.variant}/s{self.seed}"
 
-    @property
+    # Cached: resolving and hashing a config takes a millisecond, and a plan, its status and
+    # its dry run ask each cell's several times (a 10,000-cell plan: seconds each time).
+    @functools.cached_property
     def settings(self) -> dict[str, Any]:
         """What the cell trains and how it is scored (a change makes it another cell)."""
         return self.config.resolved().identifying_fields()
 
-    @property
+    @functools.cached_property
     def settings_md5(self) -> str:
         return settings_md5(self.settings)
 
@@ -107,10 +114,11 @@ class Plan:
 
 
 def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_dir: str | None = None,
-              study_storage: str | None = None) -> Plan:
+              study_storage: str | None = None, max_cells: int = MAX_CELLS) -> Plan:
     """Read and check the plan at ``path``; ``tracking_uri``/``checkpoint_dir`` are this machine's.
 
-    Raises ConfigError naming the key for every mistake in the plan.
+    Raises ConfigError naming the key for every mistake in the plan, and for a plan of more
+    than ``max_cells`` cells.
     """
     path = Path(path)
     try:
@@ -125,7 +133,7 @@ def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_d
     where = str(path)
     _known(raw, TOP_KEYS, where)
     name = _get(raw, "name", str, where)
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or set(name) == {"."}:
         raise ConfigError(f"{where}: name {name!r} must be letters, digits, '-', '_' or '.', e.g. name = \"pilot\".")
     datasets = _list(raw, "datasets", str, where)
     seeds = _list(raw, "seeds", int, where)
@@ -153,6 +161,12 @@ def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_d
     if raw.get("experiment") is not None:
         run.setdefault("experiment", _get(raw, "experiment", str, where))
 
+    count = len(datasets) * len(variants) * len(seeds)
+    if count > max_cells:
+        raise ConfigError(f"{where}: {count} cells ({len(datasets)} datasets x {len(variants)} variants x "
+                          f"{len(seeds)} seeds) is above the cap of {max_cells}: checking each cell takes about "
+                          f"{SECONDS_PER_CELL * 1000:.0f} ms (~{count * SECONDS_PER_CELL / 60:.0f} min here) and "
+                          f"training them far longer. Split the plan, or pass --max-cells {count} if you mean it.")
     cells = []
     for dataset, variant, seed in itertools.product(datasets, variants, seeds):
         settings = {**run, **per_dataset.get(dataset, {})}
@@ -170,7 +184,10 @@ def tagged(cell: Cell, campaign: str, run_name: str, **extra: str) -> Cell:
     """``cell`` with the tags that find its run again: the campaign, the cell's key and its settings."""
     tags = {TAG: campaign, CELL_TAG: cell.key, HASH_TAG: cell.settings_md5,
             SETTINGS_TAG: json.dumps(cell.settings, sort_keys=True), **extra}
-    return dataclasses.replace(cell, config=cell.config.replace(tags=tags, run_name=run_name))
+    new = dataclasses.replace(cell, config=cell.config.replace(tags=tags, run_name=run_name))
+    # Tags and run names identify nothing: the settings and their hash carry over.
+    new.__dict__.update(settings=cell.settings, settings_md5=cell.settings_md5)
+    return new
 
 
 def _variants(raw: dict, where: str) -> tuple[list[str], list[str]]:

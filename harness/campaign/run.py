@@ -239,5 +239,5 @@ def _start_workers(plan: Plan, options: Options, log) -> int:
     """Run ``options.workers`` worker processes on this machine; return how many failed."""
     command = [sys.executable, "-m", "harness", "campaign", plan.path, "--worker", "--storage", options.url,
                "--heartbeat", str(options.heartbeat_s), "--tracking-uri", plan.cells[0].config.tracking_uri,
-               "--checkpoint-dir", plan.cells[0].config.checkpoint_dir]
+               "--checkpoint-dir", plan.cells[0].config.checkpoint_dir, "--max-cells", str(len(plan.cells))]
     return sum(code != 0 for code in processes.run_workers([command] * options.workers, log=log))

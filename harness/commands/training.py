@@ -12,7 +12,7 @@ import sys
 from harness import flags
 from harness.store import tracking
 from harness.train import run as train
-from harness.campaign.plan import load_plan
+from harness.campaign.plan import MAX_CELLS, load_plan
 from harness.commands.common import add_data_root, names
 from harness.config import RunConfig
 from harness.errors import ConfigError
@@ -129,6 +129,8 @@ def add_campaign(sub) -> None:
                    help="how often a running cell proves its worker alive; silent for 4x this long, it goes to "
                         "another worker (default: %(default)s)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by --workers
+    p.add_argument("--max-cells", type=int, default=MAX_CELLS, metavar="N",
+                   help="refuse a plan of more cells than this (default: %(default)s)")
     flags.add_flags(p, RunConfig, only=["tracking_uri", "checkpoint_dir"])
     add_data_root(p)
     p.set_defaults(handler=cmd_campaign)
@@ -140,7 +142,10 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
     if args.workers < 1 or args.heartbeat < 1:
         raise ConfigError("--workers and --heartbeat must be at least 1.")
+    if flags.positive(args.max_cells):
+        raise ConfigError(f"--max-cells {args.max_cells} {flags.positive(args.max_cells)}.")
     plan = load_plan(args.plan, tracking_uri=args.tracking_uri, checkpoint_dir=args.checkpoint_dir,
+                     max_cells=args.max_cells,
                      study_storage=args.storage)
     options = Options(storage=args.storage, workers=args.workers, retry_failed=args.retry_failed,
                       rerun_changed=args.rerun_changed, heartbeat_s=args.heartbeat, worker=args.worker)
