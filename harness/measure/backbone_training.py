@@ -85,8 +85,9 @@ def train_backbone(*, epochs: int = 6, data_root: str | Path | None = None, cach
             epoch_start = time.perf_counter()
             order = rng.permutation(len(x_train))[: steps * batch_size]
             batches = array_batches(augment(x_train[order], rng), y_train_hot[order], batch_size=batch_size)
-            # Keras's bar (with its ETA) on a terminal; a log gets one line per epoch.
-            history = model.fit(batches, epochs=1, verbose=1 if sys.stderr.isatty() else 0)
+            # Keras's bar (with its ETA) on a terminal; a log gets one line per epoch. The batches
+            # are shuffled above: shuffle=False keeps Keras from warning that it cannot shuffle them.
+            history = model.fit(batches, epochs=1, verbose=1 if sys.stderr.isatty() else 0, shuffle=False)
             accuracy = top1_accuracy(model, x_test, y_test)
             metrics = {"test_accuracy": accuracy, "train_accuracy": history.history["accuracy"][-1],
                        "train_loss": history.history["loss"][-1],
