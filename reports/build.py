@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.errors import ConfigError, shown
-from reports import collect, plots, render, runs_csv, study_store, verdicts
+from reports import budget, collect, plots, render, runs_csv, study_store, verdicts
 from reports.ablation import ablation_table, pooled_table
 from reports.campaign import Campaign, read_campaign, scope
 from reports.tables import (Selection, Table, by_evaluation, evaluations_table, excluded_table, group_runs,
@@ -108,7 +108,7 @@ def build_report(tracking_uri: str, out: str | Path = "reports/latest", experime
               + (f", {len(sel.trials)} runs of Optuna studies (counted in the study table)" if sel.trials else "")
               + (f", {len(sel.backbones)} training run(s) of the FID backbone (experiment "
                  f"{collect.BACKBONE_EXPERIMENT!r}; not GAN runs)" if sel.backbones else "")
-              + (f", {len(sel.campaigns)} parent run(s) of campaigns (plans; not GAN runs)" if sel.campaigns else "")]
+              + (f", {len(sel.campaigns)} parent run(s) of campaigns (plans and seed groups; not GAN runs)" if sel.campaigns else "")]
     if plan is not None:
         empty = "" if sel.included else (
             f"No finished run of campaign {campaign!r} yet" + (f" in experiments {', '.join(experiments)}"
@@ -148,6 +148,11 @@ def build_report(tracking_uri: str, out: str | Path = "reports/latest", experime
         tables = head.tables + [t for s in said for t in s.tables] + [
             t for t in tables if t not in studies_t and not t.name.startswith("ablation")]
         title = f"Campaign {campaign}: {title[0].lower()}{title[1:]}"
+        tuned = budget.tuning_section(tracking_uri, campaign, plan.runs, out / "plots")
+        if tuned is not None:  # a [tuning] plan: each arm's search, its winner and budget curve
+            sections.insert(sections.index(head) + 1, tuned)
+            tables += tuned.tables
+            figures["tuning"] = tuned.figures
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     report = render.Report(title=title, source=source, sections=sections)
     seconds = time.perf_counter() - start

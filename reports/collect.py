@@ -58,7 +58,7 @@ class RunRecord:
     @property
     def nested(self) -> bool:
         """True for a child run (e.g. an Optuna trial under its study's parent run)."""
-        return "mlflow.parentRunId" in self.tags
+        return "mlflow.parentRunId" in self.tags and schema.IN_GROUP_TAG not in self.tags  # not a seed group's
 
     @property
     def campaign_parent(self) -> bool:

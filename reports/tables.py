@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.store.schema import SUPERSEDED_TAG
+from harness.store.schema import SEED_GROUP_TAG, SUPERSEDED_TAG
 from harness.measure.provenance import EVAL_PARAMS, MIN_TEST_ACCURACY, quality_warning
 from reports.collect import RunRecord
 from reports.study_store import StudyRecord
@@ -114,7 +114,7 @@ def select(runs: list[RunRecord]) -> Selection:
     for run in runs:  # newest first
         if run.backbone_training:
             backbones.append(run)
-        elif run.campaign_parent:
+        elif run.campaign_parent or SEED_GROUP_TAG in run.tags:  # a plan, or a seed group's summary
             campaigns.append(run)
         elif run.nested or "optuna.study_name" in run.tags:
             trials.append(run)

@@ -23,6 +23,7 @@ from harness.train import run as train
 from harness.train.progress import duration
 from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG, Cell, Plan
 from harness.store import schema
+from harness.campaign.groups import write_seed_groups
 from harness.campaign.queue import CellQueue
 from harness.campaign.state import (SUPERSEDED_TAG, CellState, cell_states, eta_seconds,
                                     seconds_per_image_epoch, trained)
@@ -95,6 +96,7 @@ def run_campaign(plan: Plan, options: Options, log=print) -> Outcome:
                 outcome.failed_workers = _start_workers(plan, options, log)
             else:
                 work(plan, options, outcome, log)
+            write_seed_groups(plan, uri)  # mean, std and interval over seeds per arm, for the MLflow UI
         finally:
             tracking.RunLogger(uri, parent).end("FINISHED", best_effort=True)
         return outcome

@@ -28,6 +28,19 @@ HASH_TAG = "campaign.settings_md5"  # settings_md5 of those settings
 SUPERSEDED_TAG = "campaign.superseded"  # a run replaced by --rerun-changed (left out everywhere)
 CAMPAIGN_PARENT_TAG = "campaign.parent"
 CAMPAIGN_PARENT_EXPERIMENT = "campaigns"
+# A tuned campaign (harness/campaign/search.py): its trials are the cells of campaign "<name>:search"
+# (a plan's name cannot hold ':'), so readers of "<name>" see its confirmation cells only.
+SEARCH_SUFFIX = ":search"
+SEARCH_TAG = "campaign.search"  # on a trial's run: the tuned campaign it belongs to
+TRIAL_TAG = "campaign.trial"  # the trial's number within its arm
+TUNING_METRIC_TAG = "campaign.tuning_metric"  # what chose each arm's best trial
+WINNER_TAG = "campaign.tuned_from"  # on a confirmation cell's run: the trial whose settings it trains
+# A campaign's seed group: one parent run per (campaign, dataset, variant) holding the seeds' mean, std,
+# interval and n of each final metric; its seed runs are its children (mlflow.parentRunId) and carry
+# IN_GROUP_TAG, so readers tell them from the trials of a study.
+SEED_GROUP_TAG = "campaign.seed_group"  # on the group run: campaign/dataset/variant
+IN_GROUP_TAG = "campaign.in_seed_group"  # on each seed run: the same key
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests a run under this parent
 BACKBONE_EXPERIMENT = "backbones"  # the MLflow experiment of backbone trainings (reports leave it out)
 STUDY_NAME_TAG = "optuna.study_name"
 STUDY_PARENT_TAG = "optuna.parent"
