@@ -17,7 +17,7 @@ from typing import Any
 
 from harness import flags
 from harness.data.registry import class_name
-from harness.flags import at_least, between, longest, positive, setting
+from harness.flags import at_least, between, learning_rate, longest, positive, setting
 from variants import resolve
 
 # Epochs per class from the published animal study; every other class trains 50.
@@ -68,9 +68,9 @@ class RunConfig:
     image_size: int | None = setting(None, kind=int, choices=IMAGE_SIZES, role="unlogged",  # the spec's
                                      help="image side in pixels (default: the variant's own, 32 for most)")
     # --- optimisation: None keeps the variant's value (the spec's params log what is used) ---
-    g_lr: float | None = setting(None, kind=float, check=positive, group=_OPTIMISATION, role="searched unlogged",
+    g_lr: float | None = setting(None, kind=float, check=learning_rate, group=_OPTIMISATION, role="searched unlogged",
                                  help="generator learning rate")
-    d_lr: float | None = setting(None, kind=float, check=positive, group=_OPTIMISATION, role="searched unlogged",
+    d_lr: float | None = setting(None, kind=float, check=learning_rate, group=_OPTIMISATION, role="searched unlogged",
                                  help="discriminator learning rate")
     g_beta_1: float | None = setting(None, kind=float, check=between(0, 1, high_open=True), flag="--g-beta1",
                                      group=_OPTIMISATION, help="generator Adam beta_1", role="searched unlogged")

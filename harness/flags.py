@@ -125,6 +125,19 @@ def check_values(cls, values: Mapping[str, Any]) -> None:
             raise ConfigError(f"{flag} {shown(value)} {problem}.")
 
 
+def check_flags(checks: Mapping[str, tuple[Any, Check]]) -> None:
+    """Check command-line values that are no setting of a dataclass (``{"--steps": (8, positive)}``)
+    with the same checks and message; None (not given) passes. Raises ConfigError."""
+    for flag, (value, check) in checks.items():
+        problem = None if value is None else check(value)
+        if problem:
+            raise ConfigError(f"{flag} {shown(value)} {problem}.")
+
+
+def learning_rate(value: Any) -> str | None:
+    return None if 0 < value <= 1 else "must be in (0, 1]"
+
+
 def _kind_problem(value: Any, kind: type) -> str | None:
     if kind is bool:
         return None if isinstance(value, bool) else "must be true or false"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 
+from harness import flags
 from harness.measure import backbone_training as backbone
 from harness.commands.common import add_data_root, add_tracking
 
@@ -31,6 +32,8 @@ def add_backbone(sub) -> None:
 
 
 def cmd_backbone_train(args: argparse.Namespace) -> int:
+    flags.check_flags({"--epochs": (args.epochs, flags.positive), "--channels": (args.channels, flags.positive),
+                       "--max-images": (args.max_images, flags.positive)})
     result = backbone.train_backbone(epochs=args.epochs, channels=args.channels, max_images=args.max_images,
                                      data_root=args.data_root, tracking_uri=args.tracking_uri)
     print(f"backbone trained: test accuracy {result['accuracy']:.2%} in {result['seconds'] / 60:.1f} min "

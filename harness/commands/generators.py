@@ -43,6 +43,7 @@ def generator_uri(args: argparse.Namespace) -> str:
     """The MLflow model URI of the generator ``--run-id``, ``--model`` or ``--best`` names."""
     from harness.generators import sampling
 
+    flags.check_flags({"--eval-samples": (args.eval_samples, flags.positive)})
     return sampling.model_uri(args.tracking_uri, run_id=args.run_id, model=args.model, best=args.best,
                               dataset=args.dataset, experiment=args.experiment,
                               backbone=args.eval_backbone, eval_samples=args.eval_samples)
@@ -92,6 +93,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.cols is not None and args.cols < 1:
         raise ConfigError(f"--cols {args.cols} must be at least 1.")
+    flags.check_flags({"--n": (args.n, flags.positive), "--seed": (args.seed, flags.at_least(0)),
+                       "--steps": (args.steps, flags.between(2, 1000)),
+                       "--nearest-k": (getattr(args, "nearest_k", None), flags.positive)})
     if args.scale is not None and not 1 <= args.scale <= 32:
         raise ConfigError(f"--scale {args.scale} must be from 1 to 32.")
     seeds = sampling.seeds_from(args.seed, args.n) if not args.interpolate else []
@@ -131,6 +135,7 @@ def add_serve(sub) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from harness.store.model_server import serve
 
+    flags.check_flags({"--port": (args.port, flags.between(1, 65535)), "--workers": (args.workers, flags.positive)})
     return serve(generator_uri(args), args.tracking_uri, host=args.host, port=args.port, workers=args.workers)
 
 
@@ -193,6 +198,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.eval_samples is not None and args.eval_samples < 10:
         raise ConfigError(f"--eval-samples {args.eval_samples} must be at least 10 (IS uses 10 splits).")
+    flags.check_flags({"--seed": (args.seed, flags.at_least(0))})
     if args.run_id and not args.generator:
         evaluate_run(args.run_id, tracking_uri=args.tracking_uri, eval_samples=args.eval_samples,
                      backbone=args.backbone, inception_path=args.inception)
