@@ -149,6 +149,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
                      study_storage=args.storage)
     options = Options(storage=args.storage, workers=args.workers, retry_failed=args.retry_failed,
                       rerun_changed=args.rerun_changed, heartbeat_s=args.heartbeat, worker=args.worker)
+    if plan.tuning is not None:  # each arm searched alike, then confirmed on fresh seeds
+        from harness.campaign import tuned
+        run_campaign, status_text, dry_run_text = tuned.run_tuned, tuned.status_text, tuned.dry_run_text
     if args.status or args.dry_run:
         print(status_text(plan, options.url) if args.status else dry_run_text(plan))
         return 0
