@@ -1,7 +1,10 @@
 """The objective: one trial is one training run, scored by FID (or KID) at its last epoch.
 
-Each evaluated epoch's score is reported to the trial; when the pruner says
-so, the run is stopped (its MLflow run ends KILLED) and the trial is PRUNED.
+Each evaluated epoch's KID is reported to the trial, whatever the objective:
+evaluations during training give KID (and precision/recall) but not FID,
+which is computed only at the end because its bias depends on the sample
+count. When the pruner says so, the run is stopped (its MLflow run ends
+KILLED) and the trial is PRUNED.
 A run that diverges (NaN) raises ``TrainingFailed``; the trial is then FAIL
 with the reason as its ``fail_reason`` attribute and the study goes on.
 Every trial's run is a child of the study's MLflow parent run and carries the
@@ -26,20 +29,22 @@ from studies.storage import worker_id
 # studies.runner), and `--help`, `variants` and `datasets` must not load it.
 
 PARENT_TAG = "mlflow.parentRunId"  # what makes MLflow show a run nested under another
+PRUNE_ON = "kid"  # logged by every evaluation, the quick ones during training included
 
 
 class Objective:
     """Callable for ``study.optimize``: ``Objective(base, space, metric)(trial) -> score``.
 
     ``base`` holds everything trials share (variant, data, tracking, evaluation);
-    each trial replaces the sampled fields. ``train_fn`` is ``harness.train.run.run``
-    unless given (tests pass a stand-in).
+    each trial replaces the sampled fields. ``metric`` is the score at the last
+    epoch; ``prune_on`` the metric reported to the pruner at each evaluation.
+    ``train_fn`` is ``harness.train.run.run`` unless given (tests pass a stand-in).
     """
 
     def __init__(self, base: RunConfig, space: spaces.Space, metric: str = "fid", *,
-                 study_name: str, parent_run_id: str | None = None,
+                 study_name: str, parent_run_id: str | None = None, prune_on: str = PRUNE_ON,
                  train_fn: Callable[..., Any] | None = None, log=print):
-        self.base, self.space, self.metric = base, space, metric
+        self.base, self.space, self.metric, self.prune_on = base, space, metric, prune_on
         self.study_name, self.parent_run_id = study_name, parent_run_id
         self.train_fn, self.log = train_fn, log
 
@@ -61,14 +66,14 @@ class Objective:
         trial.set_user_attr("worker", worker_id())
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            if self.metric not in metrics:  # not an evaluated epoch
+            if self.prune_on not in metrics:  # not an evaluated epoch
                 return
-            value = metrics[self.metric]
+            value = metrics[self.prune_on]
             if not math.isfinite(value):
-                raise TrainingFailed(f"{self.metric} became {value} at epoch {epoch}.")
+                raise TrainingFailed(f"{self.prune_on} became {value} at epoch {epoch}.")
             trial.report(value, step=epoch)
             if trial.should_prune():
-                raise train.StopRun(f"pruned at epoch {epoch}: {self.metric}={value:.4g} is worse "
+                raise train.StopRun(f"pruned at epoch {epoch}: {self.prune_on}={value:.4g} is worse "
                                     "than the pruner's threshold for that epoch", status="KILLED")
 
         try:

@@ -120,10 +120,12 @@ def test_orphaned_running_trials_of_a_dead_local_worker_are_failed():
 
 # --- the objective's outcomes, with a stand-in trainer -----------------------------------
 def fake_train(scores_by_lr):
-    """A trainer whose FID per epoch is chosen by the trial's g_lr (NaN: it diverges).
+    """A trainer whose scores per epoch are chosen by the trial's g_lr (NaN: it diverges).
 
-    It opens a real MLflow run (no training), as ``train.run`` does, so the
-    objective links trials and runs exactly as in a real study."""
+    As real runs, every epoch's evaluation logs KID (here FID / 1000) and only
+    the last one FID. It opens a real MLflow run (no training), as
+    ``train.run`` does, so the objective links trials and runs exactly as in a
+    real study."""
     def run(config, on_epoch=None, log=print):
         config = config.resolved()
         logger = tracking.RunLogger.start(config.tracking_uri, config.experiment, run_name=config.run_name,
@@ -134,7 +136,7 @@ def fake_train(scores_by_lr):
             if math.isnan(fid):
                 logger.end("FAILED")
                 raise TrainingFailed(f"g_loss became nan at epoch {epoch}, step 1; try a lower learning rate.")
-            metrics = {"g_loss": 1.0, "fid": fid}
+            metrics = {"g_loss": 1.0, "kid": fid / 1000, **({"fid": fid} if epoch == len(fids) else {})}
             history.append(metrics)
             try:
                 on_epoch(epoch, metrics)
@@ -161,8 +163,10 @@ def test_objective_completes_prunes_and_fails_without_stopping_the_study(trackin
     runs = {r.run_id: r for r in tracking.find_runs(tracking_uri, "horses")}
     for trial, state in zip(study.trials, ("COMPLETE", "COMPLETE", "PRUNED", "FAIL")):
         assert runs[trial.user_attrs["mlflow_run_id"]].tags["optuna.trial_state"] == state
-    assert study.trials[0].value == 40.0 and study.trials[0].intermediate_values == {1: 50.0, 2: 40.0}
-    assert "pruned at epoch 1: fid=500" in study.trials[2].user_attrs["pruned_reason"]
+    # The pruner compares KID at each evaluation (FID comes only at the end); the value is the final FID.
+    assert study.trials[0].value == 40.0
+    assert study.trials[0].intermediate_values == pytest.approx({1: 0.05, 2: 0.04})
+    assert "pruned at epoch 1: kid=0.5" in study.trials[2].user_attrs["pruned_reason"]
     assert "nan at epoch 2" in study.trials[3].user_attrs["fail_reason"]
 
 
