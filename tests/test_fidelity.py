@@ -14,7 +14,7 @@ from harness import cli
 from harness.notebooks.reference_loop import NotebookTrainer
 from harness.config import RunConfig
 from harness.errors import ConfigError
-from harness.notebooks.fidelity import FidelitySettings, agreement
+from harness.notebooks.fidelity import FidelitySettings, equivalence
 from variants import resolve
 
 BATCH = 8
@@ -99,12 +99,24 @@ def test_both_loops_start_from_the_same_weights():
             np.testing.assert_array_equal(a, b)
 
 
-def test_agreement_is_within_two_pooled_stds():
-    row = agreement([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])
-    assert (row["delta"], row["pooled_std"], row["agree"]) == (-1.0, 1.0, True)
-    assert agreement([0.0, 0.1, 0.2], [1.0, 1.1, 1.2])["agree"] is False
-    assert agreement([1.0], [1.0])["agree"] is None  # one seed: no spread to judge by
-    assert agreement([1.0, float("nan")], [1.0, 2.0])["agree"] is None
+def test_fidelity_is_a_paired_equivalence_test_checked_against_statsmodels():
+    from statsmodels.stats.weightstats import ttost_paired
+
+    harness, notebook = [1.00, 1.02, 0.98, 1.01, 0.99], [1.01, 1.00, 0.99, 1.02, 0.98]
+    row = equivalence(harness, notebook, "d_loss", margin=0.10)
+    scale = np.mean(notebook)
+    p = ttost_paired(np.array(harness) / scale, np.array(notebook) / scale, -0.10, 0.10)[0]
+    assert row["p_equivalence"] == pytest.approx(p, rel=1e-9) and row["verdict"] == "equivalent"
+    assert row["change"] == pytest.approx((np.mean(harness) - scale) / scale)
+    # Far apart: a difference, with no better side for a loss; FID has one (lower).
+    assert equivalence([2.0, 2.1, 1.9, 2.05, 1.95], notebook, "d_loss")["verdict"] == "different"
+    assert equivalence([2.0, 2.1, 1.9, 2.05, 1.95], notebook, "fid")["verdict"] == "worse"
+    # Three noisy seeds: no difference found, and no equivalence shown either.
+    noisy = equivalence([1.0, 1.3, 0.8], [1.1, 0.9, 1.0], "d_loss")
+    assert noisy["verdict"] == "inconclusive" and noisy["p_equivalence"] > 0.05
+    one = equivalence([1.0], [1.0], "d_loss")
+    assert one["verdict"] == "inconclusive" and one["change"] is None  # one seed: no spread to judge by
+    assert equivalence([1.0, float("nan")], [1.0, 2.0], "kid")["verdict"] == "inconclusive"
 
 
 def test_a_mixed_batch_variant_has_no_notebook_loop():
@@ -125,7 +137,8 @@ def test_fidelity_end_to_end_and_a_rerun_reuses_each_loop_and_seed(tiny_backbone
     result = json.loads((out / "fidelity.json").read_text())
     assert set(result["per_epoch"]) == {"real_acc", "fake_acc", "d_loss", "g_loss"}
     assert [row["epoch"] for row in result["per_epoch"]["g_loss"]] == [1, 2]
-    assert all(row["agree"] in (True, False) for row in result["per_epoch"]["d_loss"])
+    assert all(row["verdict"] in ("equivalent", "different", "inconclusive") for row in result["per_epoch"]["d_loss"])
+    assert result["settings"]["margin"] == 0.10 and "values equivalent" in printed
     assert set(result["final"]) == {"fid", "kid"}
     assert [r["seed"] for r in result["runs"]["notebook"]] == [0, 1]
     assert result["settings"]["evaluation"]["eval_n_fake"] == "20"

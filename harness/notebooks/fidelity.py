@@ -11,11 +11,17 @@ order, with the same batch size and the same initial weights
   the fake batch, the combined model's ``train_on_batch``).
 
 Noise and Dropout masks come from each loop's own random streams, so the two
-differ as two seeds do; the question is whether they differ more. Per epoch,
-for real_acc, fake_acc, d_loss and g_loss (the harness's definitions), the
-two loops' means over seeds agree when ``|mean_h - mean_n| <= 2 x pooled
-std`` (``sqrt((s_h^2 + s_n^2) / 2)``, seed-to-seed std); the same for the
-final FID and KID, from the evaluator the runs use.
+differ as two seeds do; the question is whether they differ more. Runs of one
+seed start from the same weights, so they are paired by seed. Per epoch, for
+real_acc, fake_acc, d_loss and g_loss (the harness's definitions), and for the
+final FID and KID (from the evaluator the runs use), a paired equivalence test
+(TOST, ``harness.stats.compare_paired``) asks whether the harness's value lies
+within ±``margin`` (declared, default 10%) of the notebook loop's: "equivalent"
+when TOST rejects at alpha 0.05; "better"/"worse" (FID, KID) or "different"
+(the others, which have no better side) when the paired t-test finds a
+difference; else "inconclusive". Not finding a difference is not agreement:
+only "equivalent" says the loops train alike, and with few seeds most values
+stay inconclusive (hence at least 5 seeds by default).
 
 Where the loops can differ by construction (documented in the README):
 
@@ -69,7 +75,7 @@ RECORDED = (*METRICS, "d_loss_real", "d_loss_fake")  # kept per epoch in the JSO
 # The run settings the comparison takes as flags, and its own defaults for them.
 RUN_FLAGS = NOTEBOOK  # the run settings whose role says the notebooks' loop takes them too
 RUN_DEFAULTS = {"variant": "animals_baseline", "dataset": "horses", "epochs": 10}
-AGREE_WITHIN = 2.0  # pooled seed-to-seed standard deviations
+ALPHA = 0.05  # the equivalence and difference tests' level
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,11 @@ class FidelitySettings:
     """One comparison: the run both loops train, how many seeds, where the results go."""
 
     run: RunConfig = setting(kind=RunConfig, cli=False, help="what both loops train")
-    seeds: int = setting(3, check=positive, help="seeds per loop: 0, 1, ... N-1")
+    seeds: int = setting(5, check=positive, help="seeds per loop: 0, 1, ... N-1 (5 or more for an "
+                                                  "equivalence test that can pass)")
+    margin: float = setting(0.10, check=positive, help="equivalence margin: the loops are equivalent when the "
+                                                       "harness's value is within ±margin (a fraction) of the "
+                                                       "notebook loop's")
     out: str = setting("reports/fidelity", metavar="DIR",
                        help="where fidelity.md/.json/.png and each (loop, seed)'s results go")
     combined_d: str = setting("frozen", choices=NotebookTrainer.COMBINED_D,
@@ -161,11 +171,11 @@ def run_fidelity(settings: FidelitySettings, log=print) -> dict[str, Any]:
             results[loop].append(record)
 
     # --- compare and write ---------------------------------------------------------------
-    comparison = compare(results, config.epochs)
+    comparison = compare(results, config.epochs, settings.margin)
     comparison["settings"] = {"variant": config.variant, "dataset": config.dataset, "images": len(dataset.images),
                               "epochs": config.epochs, "batch_size": config.batch_size, "width": config.width,
                               "seeds": settings.seeds, "combined_d": settings.combined_d,
-                              "evaluation": evaluator.params(), "agree_within_pooled_std": AGREE_WITHIN}
+                              "evaluation": evaluator.params(), "margin": settings.margin, "alpha": ALPHA}
     comparison["runs"] = results
     files = [out / "fidelity.json", out / "fidelity.md", out / "fidelity.png"]
     _write_json(files[0], comparison)
@@ -187,7 +197,6 @@ def _train(loop: str, spec, images, config: RunConfig, settings: FidelitySetting
     if loop == "harness":
         trainer = GAN(spec, seed=seed)
         trainer.compile(jit_compile={"auto": "auto", "on": True, "off": False}[config.xla])
-        generator = trainer.generator
     else:
         trainer = NotebookTrainer(spec, config.batch_size, seed=seed, combined_d=settings.combined_d)
         generator = trainer.g
@@ -202,6 +211,8 @@ def _train(loop: str, spec, images, config: RunConfig, settings: FidelitySetting
         epochs.append({"epoch": epoch, **metrics})
         log(f"  {loop} seed {seed} epoch {epoch}/{config.epochs}: "
             + " ".join(f"{k} {metrics[k]:.3f}" for k in METRICS))
+    if loop == "harness":
+        generator = trainer.float32_generator()
     return {"loop": loop, "seed": seed, "epochs": epochs, "train_seconds": time.perf_counter() - start}, generator
 
 
@@ -216,38 +227,50 @@ def _reusable(path: Path, train_key: dict[str, Any]) -> dict[str, Any] | None:
 
 
 # --- the comparison -----------------------------------------------------------------------
-def agreement(a: list[float], b: list[float]) -> dict[str, Any]:
-    """Mean and std (over seeds) of ``a`` and ``b``, their difference, and whether it is within
-    AGREE_WITHIN pooled stds; ``agree`` is None when either has under 2 finite values."""
-    a_, b_ = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    finite = np.isfinite(a_).all() and np.isfinite(b_).all() and len(a_) >= 2 and len(b_) >= 2
-    mean_a, mean_b = _stat(np.mean, a_), _stat(np.mean, b_)
-    std_a = float(np.std(a_, ddof=1)) if len(a_) >= 2 else math.nan
-    std_b = float(np.std(b_, ddof=1)) if len(b_) >= 2 else math.nan
-    pooled = math.sqrt((std_a ** 2 + std_b ** 2) / 2)
-    delta = mean_a - mean_b
-    return {"harness_mean": mean_a, "harness_std": std_a, "notebook_mean": mean_b, "notebook_std": std_b,
-            "delta": delta, "pooled_std": pooled,
-            "agree": bool(abs(delta) <= AGREE_WITHIN * pooled) if finite else None}
+def equivalence(harness: list[float], notebook: list[float], metric: str, margin: float = 0.10) -> dict[str, Any]:
+    """The two loops' values of one quantity over seeds (paired by position): means, stds, and the paired
+    test's change (harness - notebook, a fraction of the notebook's mean), interval, p-values and verdict.
+
+    A seed with a non-finite value on either side, or fewer than 2 seeds, leaves the verdict
+    "inconclusive" with the reason (``harness.stats.compare_paired``'s rule).
+    """
+    from harness.stats import compare_paired
+    from harness.stats.design import lower_is_better
+
+    a_, b_ = np.asarray(harness, dtype=np.float64), np.asarray(notebook, dtype=np.float64)
+    lower = lower_is_better(metric)
+    c = compare_paired(list(a_), list(b_), arm="harness", base="notebook", metric=metric,
+                       lower_is_better=bool(lower), margin=margin, alpha=ALPHA)
+    verdict = "different" if lower is None and c.verdict in ("better", "worse") else c.verdict
+    return {"harness_mean": _stat(np.mean, a_), "harness_std": _std(a_), "notebook_mean": _stat(np.mean, b_),
+            "notebook_std": _std(b_), "n": c.n, "change": c.mean_change, "ci_low": c.ci_low, "ci_high": c.ci_high,
+            "p_difference": c.p_difference, "p_equivalence": c.p_equivalence, "verdict": verdict,
+            "reason": c.reason}
+
+
+def _std(values: np.ndarray) -> float:
+    return float(np.std(values, ddof=1)) if len(values) >= 2 else math.nan
 
 
 def _stat(fn, values: np.ndarray) -> float:
     return float(fn(values)) if len(values) else math.nan
 
 
-def compare(results: dict[str, list[dict[str, Any]]], epochs: int) -> dict[str, Any]:
-    """Per epoch and metric, and for the final scores: ``agreement`` of the two loops over seeds."""
-    per_epoch = {metric: [{"epoch": e, **agreement(*[[r["epochs"][e - 1][metric] for r in results[loop]]
-                                                     for loop in LOOPS])}
+def compare(results: dict[str, list[dict[str, Any]]], epochs: int, margin: float = 0.10) -> dict[str, Any]:
+    """Per epoch and metric, and for the final scores: the loops' ``equivalence`` over seeds."""
+    per_epoch = {metric: [{"epoch": e, **equivalence(*[[r["epochs"][e - 1][metric] for r in results[loop]]
+                                                       for loop in LOOPS], metric, margin)}
                           for e in range(1, epochs + 1)] for metric in METRICS}
-    final = {key: agreement(*[[r["final"][key] for r in results[loop]] for loop in LOOPS]) for key in FINAL}
+    final = {key: equivalence(*[[r["final"][key] for r in results[loop]] for loop in LOOPS], key, margin)
+             for key in FINAL}
     cells = [row for rows in per_epoch.values() for row in rows] + list(final.values())
-    judged = [c for c in cells if c["agree"] is not None]
-    apart = [f"{metric} epoch {row['epoch']}" for metric, rows in per_epoch.items() for row in rows
-             if row["agree"] is False] + [key for key, row in final.items() if row["agree"] is False]
+    named = [(f"{metric} epoch {row['epoch']}", row) for metric, rows in per_epoch.items() for row in rows]
+    named += list(final.items())
     return {"per_epoch": per_epoch, "final": final,
-            "summary": {"cells": len(cells), "judged": len(judged), "agree": sum(c["agree"] for c in judged),
-                        "apart": apart}}
+            "summary": {"cells": len(cells),
+                        "equivalent": sum(c["verdict"] == "equivalent" for c in cells),
+                        "apart": [name for name, row in named if row["verdict"] in ("better", "worse", "different")],
+                        "inconclusive": sum(c["verdict"] == "inconclusive" for c in cells)}}
 
 
 # --- outputs --------------------------------------------------------------------------------
@@ -258,8 +281,10 @@ def render_markdown(comparison: dict[str, Any]) -> str:
     lines = [f"# Fidelity: the harness's step against the notebooks' loop", "",
              f"`{s['variant']}` on `{s['dataset']}` ({s['images']} images, batch {s['batch_size']}, "
              f"{s['epochs']} epochs, width {s['width']}), {s['seeds']} seed(s) per loop; notebook loop with "
-             f"D {s['combined_d']} in the combined update. Mean ± std over seeds; the loops agree when "
-             f"|Δ| <= {s['agree_within_pooled_std']:g} × pooled std. FID/KID: {s['evaluation'].get('eval_backbone')} "
+             f"D {s['combined_d']} in the combined update. Mean ± std over seeds; change: the mean paired "
+             f"difference (harness - notebook) as a % of the notebook's mean, with its 95% interval; "
+             f"equivalent when TOST within ±{100 * s['margin']:g}% rejects at alpha {s['alpha']:g}, "
+             f"different (better/worse for FID/KID) when the paired t-test does, else inconclusive. FID/KID: {s['evaluation'].get('eval_backbone')} "
              f"(md5 {s['evaluation'].get('eval_backbone_md5', '?')[:8]}), {s['evaluation'].get('eval_n_real')} "
              f"real / {s['evaluation'].get('eval_n_fake')} generated images.", "",
              _verdict(summary), ""]
@@ -270,24 +295,21 @@ def render_markdown(comparison: dict[str, Any]) -> str:
 
 
 def _verdict(summary: dict[str, Any]) -> str:
-    if not summary["judged"]:
-        return "**No cell judged**: each needs 2 or more seeds per loop and finite values."
-    text = f"**{summary['agree']} of {summary['judged']} judged cells agree**"
-    text += f"; apart: {', '.join(summary['apart'])}." if summary["apart"] else "."
-    if summary["judged"] < summary["cells"]:
-        text += f" ({summary['cells'] - summary['judged']} not judged: a non-finite value.)"
-    return text
+    text = f"**{summary['equivalent']} of {summary['cells']} values equivalent**"
+    text += f"; apart: {', '.join(summary['apart'])}" if summary["apart"] else ""
+    return text + f"; {summary['inconclusive']} inconclusive (neither shown)."
 
 
 def _table(title: str, first: str, rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    lines = [f"## {title}", "", f"| {first} | harness | notebook | Δ | 2 × pooled std | agree |",
+    lines = [f"## {title}", "", f"| {first} | harness | notebook | change % (95% CI) | TOST p | verdict |",
              "|---|---|---|---|---|---|"]
     for label, r in rows:
-        agree = {True: "yes", False: "**no**", None: "—"}[r["agree"]]
-        places = _places(r["pooled_std"])
+        change = ("—" if r["change"] is None else f"{100 * r['change']:+.1f}"
+                  + ("" if r["ci_low"] is None else f" ({100 * r['ci_low']:+.1f} to {100 * r['ci_high']:+.1f})"))
+        tost = "—" if r["p_equivalence"] is None else f"{r['p_equivalence']:.3f}"
+        verdict = r["verdict"] + (f" ({r['reason']})" if r["reason"] and r["change"] is None else "")
         lines.append(f"| {label} | {_pm(r['harness_mean'], r['harness_std'])} | "
-                     f"{_pm(r['notebook_mean'], r['notebook_std'])} | {_num(r['delta'], places)} | "
-                     f"{_num(AGREE_WITHIN * r['pooled_std'], places)} | {agree} |")
+                     f"{_pm(r['notebook_mean'], r['notebook_std'])} | {change} | {tost} | {verdict} |")
     return lines + [""]
 
 
