@@ -213,3 +213,39 @@ def test_a_plan_lifted_over_the_cap_builds_its_settings_hashes_once(tmp_path):
     assert cell.__dict__["settings_md5"] == cell.config.tags["campaign.settings_md5"]  # kept from building it
     with pytest.raises(Exception, match="above the cap of 2"):
         load_plan(tmp_path / "plan.toml", max_cells=2)
+
+
+def test_a_cells_new_attempt_is_named_apart_from_its_stopped_run(store_uri, tmp_path, monkeypatch):
+    from harness.campaign import run as campaign
+    from harness.campaign.plan import load_plan
+    from harness.train import run as train
+
+    (tmp_path / "plan.toml").write_text(PLAN)
+    plan = load_plan(tmp_path / "plan.toml", tracking_uri=store_uri, checkpoint_dir=str(tmp_path / "ck"))
+    _cell_run(store_uri, plan.cells[0], "KILLED")  # stopped before its first checkpoint
+    names = []
+    monkeypatch.setattr(train, "run", lambda config, resume, log: names.append((config.run_name, resume)))
+    campaign.train_cell(plan.cells[0], log=lambda _: None)
+    assert names == [(f"{plan.cells[0].config.run_name}-attempt2", None)]
+
+
+def test_a_dead_worker_on_this_host_is_seen_at_once(tmp_path):
+    """Its heartbeat would take minutes to go stale; its pid is gone now."""
+    import subprocess
+    import sys
+
+    from optuna.trial import TrialState
+
+    from harness.campaign.queue import KEY, CellQueue
+    from studies.storage import worker_id
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    queue = CellQueue("c", f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_s=60)
+    queue.sync(["horses/bn/s0"])
+    claim = queue.claim()
+    queue.storage.set_trial_user_attr(claim.trial_id, "worker", worker_id().rsplit(":", 1)[0] + f":{dead.pid}")
+    assert queue.holders() == {"horses/bn/s0": worker_id().rsplit(":", 1)[0] + f":{dead.pid} (gone)"}
+    again = queue.claim()  # the rerun takes the cell back at once
+    assert again is not None and again.key == "horses/bn/s0"
+    assert [t.user_attrs[KEY] for t in queue.trials(TrialState.FAIL)] == ["horses/bn/s0"]

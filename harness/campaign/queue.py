@@ -151,7 +151,8 @@ class CellQueue:
             with warnings.catch_warnings():  # marked experimental since Optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self.study)  # re-enqueues through the storage's callback
-            return
+        # A worker on this host whose pid is gone is dead now: no need to wait for its heartbeat
+        # to go stale (minutes), on any storage.
         for trial in self.trials(TrialState.RUNNING):
             if not storages.orphaned(trial):
                 continue
@@ -166,8 +167,10 @@ class CellQueue:
                     system_attrs={"retry_history": [*retries, trial.number]}))
 
     def holders(self) -> dict[str, str]:
-        """Cell key -> the worker (``host:pid``) running it now."""
-        return {t.user_attrs.get(KEY): str(t.user_attrs.get("worker", "?")) for t in self.trials(TrialState.RUNNING)}
+        """Cell key -> the worker (``host:pid``) running it now; a worker of this host that is
+        gone reads ``host:pid (gone)``."""
+        return {t.user_attrs.get(KEY): str(t.user_attrs.get("worker", "?")) + (" (gone)" if storages.orphaned(t) else "")
+                for t in self.trials(TrialState.RUNNING)}
 
     def waiting(self) -> set[str]:
         return {t.user_attrs.get(KEY) for t in self.trials(TrialState.WAITING)}

@@ -201,8 +201,9 @@ def train_cell(cell: Cell, log) -> train.RunResult:
     """Train ``cell``: resume its unfinished run from the checkpoint, or start it."""
     config = cell.config.resolved()
     resume = None
-    for run in tracking.find_runs(config.tracking_uri, config.experiment, not_status="FINISHED",
-                                  tags={TAG: config.tags[TAG], CELL_TAG: cell.key}):
+    earlier = tracking.find_runs(config.tracking_uri, config.experiment, not_status="FINISHED",
+                                 tags={TAG: config.tags[TAG], CELL_TAG: cell.key})
+    for run in earlier:
         if SUPERSEDED_TAG in run.tags:
             continue
         folder = Path(config.checkpoint_dir) / run.run_id
@@ -214,7 +215,10 @@ def train_cell(cell: Cell, log) -> train.RunResult:
                 "FAILED", reason="its worker stopped before the first checkpoint; the cell was started again")
             tracking.RunLogger(config.tracking_uri, run.run_id).set_tags({SUPERSEDED_TAG: "no checkpoint"})
     prefix = f"[{cell.key}] "
-    return train.run(cell.config, resume=resume, log=lambda text: log(prefix + text))
+    run_config = cell.config
+    if resume is None and earlier:  # a new attempt: told apart from the stopped runs in the MLflow UI
+        run_config = run_config.replace(run_name=f"{config.run_name}-attempt{len(earlier) + 1}")
+    return train.run(run_config, resume=resume, log=lambda text: log(prefix + text))
 
 
 def progress_line(plan: Plan, cell: Cell, result: train.RunResult) -> str:

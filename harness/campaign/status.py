@@ -42,6 +42,8 @@ def cell_text(state: CellState, holders: dict[str, str], waiting: set[str]) -> s
     text = SHORT[state.status]
     if state.status == "FINISHED" and "fid" in state.metrics:
         text += f" fid {state.metrics['fid']:.4g}"
+    elif state.status == "RUNNING" and holders.get(state.cell.key, "").endswith(" (gone)"):
+        text = f"stopped, worker {holders[state.cell.key][:-len(' (gone)')]} gone"  # its pid is dead: seen at once
     elif state.status == "RUNNING" and state.cell.key in holders:
         text += f" {holders[state.cell.key]}"
     elif state.status == "RUNNING":  # its worker died before it could mark the run stopped
