@@ -14,7 +14,7 @@ from harness import cli
 from harness.notebooks.reference_loop import NotebookTrainer
 from harness.config import RunConfig
 from harness.errors import ConfigError
-from harness.notebooks.fidelity import FidelitySettings, equivalence
+from harness.notebooks.fidelity import FidelitySettings, equivalence, notebook_presets
 from variants import resolve
 
 BATCH = 8
@@ -117,6 +117,22 @@ def test_fidelity_is_a_paired_equivalence_test_checked_against_statsmodels():
     one = equivalence([1.0], [1.0], "d_loss")
     assert one["verdict"] == "inconclusive" and one["change"] is None  # one seed: no spread to judge by
     assert equivalence([1.0, float("nan")], [1.0, 2.0], "kid")["verdict"] == "inconclusive"
+
+
+def test_variant_all_runs_every_preset_with_a_notebook_loop_in_its_own_folder(monkeypatch, tmp_path):
+    from harness.commands import notebooks
+
+    assert notebook_presets() == ("animals_baseline", "cifar_bn", "cars_bn_k4")
+    calls = []
+
+    def fake(settings):
+        calls.append((settings.run.variant, settings.out, settings.seeds, settings.margin))
+        (tmp_path / "t.md").write_text("table")
+        return {"files": [str(tmp_path / "t.json"), str(tmp_path / "t.md")]}
+
+    monkeypatch.setattr(notebooks, "run_fidelity", fake)
+    assert cli.main(["fidelity", "--variant", "all", "--out", str(tmp_path / "f")]) == 0
+    assert calls == [(v, f"{tmp_path}/f/{v}", 5, 0.10) for v in notebook_presets()]
 
 
 def test_a_mixed_batch_variant_has_no_notebook_loop():

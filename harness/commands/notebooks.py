@@ -10,7 +10,8 @@ from harness import flags
 from harness.notebooks.bench import BenchSettings, all_variants, check_benchmark, run_benchmark, table
 from harness.commands.common import add_data_root, names
 from harness.config import RunConfig
-from harness.notebooks.fidelity import RUN_DEFAULTS, RUN_FLAGS, FidelitySettings, run_fidelity
+from harness.notebooks.fidelity import (ALL, RUN_DEFAULTS, RUN_FLAGS, FidelitySettings, notebook_presets,
+                                        run_fidelity)
 
 # bench's defaults are run_benchmark's own.
 _BENCH = inspect.signature(run_benchmark).parameters
@@ -57,16 +58,23 @@ def add_fidelity(sub) -> None:
                                    "FID/KID. Writes fidelity.md, .json and .png to --out; a re-run reuses "
                                    "each finished (loop, seed).")
     flags.add_flags(p, RunConfig, only=RUN_FLAGS, defaults=RUN_DEFAULTS,
-                    help={"epochs": f"epochs per (loop, seed) (default: {RUN_DEFAULTS['epochs']})"})
+                    help={"epochs": f"epochs per (loop, seed) (default: {RUN_DEFAULTS['epochs']})",
+                          "variant": f"the variant both loops train, or '{ALL}': every preset with a notebook "
+                                     "loop, each in --out/<preset>"})
     flags.add_flags(p, FidelitySettings)
     add_data_root(p)
     p.set_defaults(handler=cmd_fidelity)
 
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
-    run = flags.build(RunConfig, flags.values(args, RunConfig))
-    result = run_fidelity(flags.build(FidelitySettings, flags.values(args, FidelitySettings), run=run))
-    with open(result["files"][1]) as table:
-        print(table.read())
-    print("\n".join(["written:", *(f"  {path}" for path in result["files"])]))
+    every = args.variant == ALL  # each preset with a notebook loop, in its own folder under --out
+    for variant in (notebook_presets() if every else [args.variant]):
+        run = flags.build(RunConfig, {**flags.values(args, RunConfig), "variant": variant})
+        settings = flags.values(args, FidelitySettings)
+        if every:
+            settings["out"] = f"{settings['out']}/{variant}"
+        result = run_fidelity(flags.build(FidelitySettings, settings, run=run))
+        with open(result["files"][1]) as table:
+            print(table.read())
+        print("\n".join(["written:", *(f"  {path}" for path in result["files"])]))
     return 0

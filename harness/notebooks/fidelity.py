@@ -76,6 +76,14 @@ RECORDED = (*METRICS, "d_loss_real", "d_loss_fake")  # kept per epoch in the JSO
 RUN_FLAGS = NOTEBOOK  # the run settings whose role says the notebooks' loop takes them too
 RUN_DEFAULTS = {"variant": "animals_baseline", "dataset": "horses", "epochs": 10}
 ALPHA = 0.05  # the equivalence and difference tests' level
+ALL = "all"  # --variant all: every preset that has a notebook loop, each in <out>/<preset>
+
+
+def notebook_presets() -> tuple[str, ...]:
+    """The presets the notebooks' loop can train: D updated on a real batch, then a fake one (split)."""
+    from variants.presets import PRESETS
+
+    return tuple(name for name, spec in PRESETS.items() if spec.d_update == "split")
 
 
 @dataclass(frozen=True)
