@@ -249,3 +249,35 @@ def test_a_dead_worker_on_this_host_is_seen_at_once(tmp_path):
     again = queue.claim()  # the rerun takes the cell back at once
     assert again is not None and again.key == "horses/bn/s0"
     assert [t.user_attrs[KEY] for t in queue.trials(TrialState.FAIL)] == ["horses/bn/s0"]
+
+
+# --- case 7: what a refusal says ------------------------------------------------------------------
+def test_a_generator_keras_refuses_for_safety_is_said_to_be_refused_for_safety(tmp_path, monkeypatch):
+    import keras
+
+    from harness.errors import ConfigError
+    from harness.generators import files
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(12, activation="tanh"), keras.layers.Reshape((2, 2, 3))])
+    model.save(tmp_path / "g.keras")
+
+    def refuse(*args, **kwargs):  # what Keras raises for code its safe mode does not run
+        raise ValueError("Requested the deserialization of a Lambda layer whose `function` is a Python lambda. "
+                         "This carries a potential risk of arbitrary code execution; pass `safe_mode=False` "
+                         "to allow it.")
+
+    monkeypatch.setattr(keras.saving, "load_model", refuse)
+    with pytest.raises(ConfigError, match="refused for safety") as caught:
+        files.load(tmp_path / "g.keras")
+    assert "damaged" not in str(caught.value)
+
+
+def test_export_to_a_place_that_takes_no_files_says_not_writable(tmp_path, monkeypatch, capsys):
+    from harness import cli
+
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["export", "--run-id", "abc", "--out", "/proc/g.h5",
+                     "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is not writable" in err and "does not exist" not in err, err
+    assert not (tmp_path / "mlflow.db").exists()  # refused before any store is opened

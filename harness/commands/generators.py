@@ -15,7 +15,7 @@ from harness.store import tracking
 from harness.commands.common import add_data_root, add_tracking
 from harness.config import RunConfig
 from harness.errors import ConfigError
-from harness.generators.export import FORMATS, export_logged, format_for
+from harness.generators.export import FORMATS, check_out, export_logged, format_for
 from harness.images import enlarged, grid, viewable_scale
 
 # harness.generators.sampling and harness.store.model_server import MLflow, the evaluations SciPy and
@@ -169,6 +169,7 @@ def add_export(sub) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     fmt = format_for(args.out, args.format)  # a bad --out fails before anything is looked up
+    check_out(args.out)
     uri = generator_uri(args)
     path = export_logged(args.tracking_uri, uri, args.out, fmt)
     print(f"{uri} -> {path} ({fmt})")

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from harness.errors import ConfigError
@@ -91,9 +92,24 @@ def export_logged(tracking_uri: str, model_uri: str, out: str | Path, fmt: str |
     return export_generator(sampling.load_generator(tracking_uri, model_uri), out, fmt)
 
 
+def check_out(out: str | Path) -> None:
+    """Refuse an ``out`` that exists or cannot be written, before any generator is looked up."""
+    _check_free(Path(out))
+
+
 def _check_free(out: Path) -> None:
+    """Refuse an ``out`` that exists, or whose folder cannot take a new file (probed by writing one)."""
     if out.exists() or out.is_symlink():
         raise ConfigError(f"--out {str(out)!r} already exists; remove it or choose another name.")
+    folder = out.parent.resolve()
+    while not folder.exists():  # the folders still to make go under the nearest existing one
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:  # /proc, a read-only mount, a folder of someone else...
+        raise ConfigError(f"--out {str(out)!r} is not writable: {str(folder)!r} refuses new files "
+                          f"({exc.strerror or exc}); choose a folder you can write to.") from None
 
 
 @contextlib.contextmanager

@@ -111,6 +111,10 @@ def load(path: str | Path, output_range: str = "auto") -> ExternalGenerator:
                     f.attrs["model_config"] = json.dumps(keras2_fixed).encode("utf-8")
             model = keras.saving.load_model(source, compile=False, safe_mode=True)
     except Exception as exc:  # whatever Keras or h5py raise, the file is what is wrong
+        if "safe_mode" in str(exc):  # Keras refuses to run code stored in the file
+            raise ConfigError(f"--generator {str(path)!r} was refused for safety: it holds code (e.g. a Lambda "
+                              "layer) that Keras's safe mode does not run. Rebuild the generator from standard "
+                              "layers and save it again.") from None
         raise ConfigError(f"--generator {str(path)!r} does not load as a Keras model ({_first_line(exc)}); "
                           "it may be damaged or need layers Keras does not have. Save the generator again "
                           "with `model.save('generator.keras')`.") from None
