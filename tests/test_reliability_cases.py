@@ -281,3 +281,11 @@ def test_export_to_a_place_that_takes_no_files_says_not_writable(tmp_path, monke
     err = capsys.readouterr().err
     assert code == 2 and "is not writable" in err and "does not exist" not in err, err
     assert not (tmp_path / "mlflow.db").exists()  # refused before any store is opened
+
+
+def test_variants_prints_plain_names_without_rest_backticks(capsys):
+    from harness import cli
+
+    assert cli.main(["variants"]) == 0
+    out = capsys.readouterr().out
+    assert "bn_kernel4" in out and "``" not in out

@@ -19,7 +19,8 @@ def add_variants(sub) -> None:
 
 
 def cmd_variants(args: argparse.Namespace) -> int:
-    print(json.dumps(records(args.all), indent=2) if args.json else listing(args.all))
+    # The grammar's help is a docstring: its reST ``literals`` read as plain names on a terminal.
+    print(json.dumps(records(args.all), indent=2) if args.json else listing(args.all).replace("``", ""))
     return 0
 
 
