@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.errors import ConfigError, shown
+from harness.measure.memorisation import NEAREST_ARTIFACT
 from reports import budget, collect, plots, render, runs_csv, study_store, verdicts
 from reports.ablation import ablation_table, pooled_table
 from reports.campaign import Campaign, read_campaign, scope
@@ -230,9 +231,30 @@ def _figures(tracking_uri: str, sel: Selection, histories, studies, folder: Path
                                               folder / f"samples_{_slug(dataset)}.png"),
                 f"Sample progression: {dataset}",
                 "Logged sample grids (fixed noise) of each row's lowest-seed run, named in brackets.")
+        for label, run, path in _nearest_grids(tracking_uri, groups, folder, Path(tmp)):
+            add("samples", path, f"Memorisation check: {label}",
+                f"Run {run.short_id} ({run.dataset}, seed {run.seed}), as its final evaluation logged it: each "
+                "row a sample, then its nearest training images in the backbone's features with their "
+                "distances. A copy of a training image sits far below the typical distance in the header.")
     add("studies", plots.study_curves(studies, folder / "study_curves.png"),
         "Best objective versus number of trials", "One line per variant; x counts all trials.")
     return figures
+
+
+def _nearest_grids(tracking_uri: str, groups, folder: Path, tmp: Path) -> list[tuple[str, collect.RunRecord, Path]]:
+    """One logged memorisation grid per arm (row label): its lowest-seed run's on the first dataset that has one."""
+    found = []
+    for label in sorted({label for _, label in groups}):
+        runs = sorted((r for (_, l), members in groups.items() if l == label for r in members),
+                      key=lambda r: (r.dataset or "", r.seed is None, r.seed))
+        for run in runs:
+            got = collect.download(tracking_uri, run, NEAREST_ARTIFACT, tmp / run.run_id)
+            if got is not None:
+                path = folder / f"nearest_{_slug(label)}.png"
+                path.write_bytes(got.read_bytes())
+                found.append((label, run, path))
+                break
+    return found
 
 
 def _spread(frames: list, k: int) -> list:

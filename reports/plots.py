@@ -63,17 +63,30 @@ def _pyplot():
     return plt
 
 
-def seed_band(runs: list[RunRecord], histories: History, key: str
+def seed_band(runs: list[RunRecord], histories: History, key: str, *, g_steps: bool = False
               ) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Per logged epoch: the mean, min and max of ``key`` over ``runs`` (finite values only)."""
+    """Per logged epoch: the mean, min and max of ``key`` over ``runs`` (finite values only).
+
+    g_steps: x is the generator steps done by the end of the epoch (epoch x the
+    run's logged ``steps_per_epoch``: one generator update per batch) instead of the epoch.
+    """
     by_step: dict[int, list[float]] = defaultdict(list)
     for run in runs:
+        per_epoch = steps_per_epoch(run) if g_steps else 1
         for step, value in histories.get(run.run_id, {}).get(key, []):
             if math.isfinite(value):
-                by_step[step].append(value)
+                by_step[step * per_epoch].append(value)
     steps = sorted(by_step)
     return (steps, [float(np.mean(by_step[s])) for s in steps], [min(by_step[s]) for s in steps],
             [max(by_step[s]) for s in steps])
+
+
+def steps_per_epoch(run: RunRecord) -> int | None:
+    """The generator steps of one of ``run``'s epochs (its ``steps_per_epoch`` param), or None when not logged."""
+    try:
+        return int(run.params["steps_per_epoch"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _panels(plt, count: int, cols: int, height: float, *, wspace: float = 0.25, hspace: float = 0.45,
@@ -175,11 +188,16 @@ def pair_curves(groups: dict[tuple[str, str], list[RunRecord]], histories: Histo
 
 def variant_curves(groups: dict[tuple[str, str], list[RunRecord]], histories: History, key: str,
                    ylabel: str, path: Path) -> Path | None:
-    """One panel per dataset; one line (mean) and band (min-max over seeds) per row label."""
+    """One panel per dataset; one line (mean) and band (min-max over seeds) per row label.
+
+    x is generator steps when every run logged its ``steps_per_epoch`` (arms
+    with other batch sizes or data then share one axis), else the epoch.
+    """
     datasets = sorted({d for d, label in groups
                        if any(histories.get(r.run_id, {}).get(key) for r in groups[(d, label)])})
     if not datasets:
         return None
+    g_steps = all(steps_per_epoch(r) for runs in groups.values() for r in runs)
     plt = _pyplot()
     fig, panels = _panels(plt, len(datasets), cols=2, height=3.8)
     for panel, dataset in zip(panels, datasets):
@@ -187,7 +205,7 @@ def variant_curves(groups: dict[tuple[str, str], list[RunRecord]], histories: Hi
         ends, all_steps = [], []
         for i, label in enumerate(labels):
             runs = groups[(dataset, label)]
-            steps, mean, low, high = seed_band(runs, histories, key)
+            steps, mean, low, high = seed_band(runs, histories, key, g_steps=g_steps)
             if not steps:
                 continue
             colour, marker = arm_style(label)
@@ -195,7 +213,7 @@ def variant_curves(groups: dict[tuple[str, str], list[RunRecord]], histories: Hi
             ends.append((steps[-1], mean[-1], f"{label} (n={len(runs)})", colour))
             all_steps += steps
         panel.set_title(dataset, loc="left")
-        panel.set_xlabel("epoch")
+        panel.set_xlabel("generator steps" if g_steps else "epoch")
         panel.set_ylabel(ylabel)
         panel.grid(alpha=0.3)
         _room_for_labels(panel, all_steps, [text for *_, text, _ in ends])
