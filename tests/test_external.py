@@ -238,7 +238,7 @@ def test_eval_scores_a_file_into_a_new_external_run(files, tiny_backbone, tracki
     assert tracking.list_artifacts(tracking_uri, run.run_id, "external") == ["external/g.keras"]
 
 
-def test_eval_refuses_a_generator_of_other_channels(tmp_path, data_root, capsys):
+def test_eval_refuses_a_generator_of_other_channels(tmp_path, cifar10_root, capsys):
     gray = build_generator(resolve("mnist_tutorial").scaled(0.05))
     gray.save(tmp_path / "digits.keras")
     assert cli.main(["eval", "--generator", str(tmp_path / "digits.keras"), "--dataset", "horses"]) == 2

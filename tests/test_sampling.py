@@ -64,7 +64,7 @@ def read_png_of(uri: str, model: str) -> np.ndarray:
     return enlarged(grid(sampling.sample(sampling.load_generator(uri, model), [0, 1])), 2)
 
 
-def test_run_logs_a_pyfunc_generator_and_registers_it(data_root, store, tmp_path, capsys):
+def test_run_logs_a_pyfunc_generator_and_registers_it(cifar10_root, store, tmp_path, capsys):
     import mlflow
 
     tracking_uri = store
