@@ -71,7 +71,7 @@ def add_sample(sub) -> None:
                                    "--seed + k, the same image the model server returns for that seed.")
     add_which_generator(p)
     add_generator_file(p)
-    p.add_argument("--n", type=int, default=64, help="how many images (default: %(default)s)")
+    p.add_argument("--n", type=int, help="how many images (default: 64; with --nearest, 8 rows)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first image (default: %(default)s)")
     p.add_argument("--out", default="samples.png", help="the grid PNG (default: %(default)s)")
     p.add_argument("--cols", type=int, help="grid columns (default: a square)")
@@ -81,6 +81,13 @@ def add_sample(sub) -> None:
     p.add_argument("--interpolate", type=int, nargs=2, action="append", metavar=("SEED_A", "SEED_B"),
                    help="instead of the grid, a strip from SEED_A to SEED_B (repeat for more rows)")
     p.add_argument("--steps", type=int, default=8, help="images per interpolation strip")
+    p.add_argument("--nearest", action="store_true",
+                   help="with --run-id: instead of the grid, each sample beside its nearest training images in "
+                        "the features of the backbone the run was evaluated with (a memorisation check)")
+    p.add_argument("--nearest-k", type=int, default=3, metavar="K",
+                   help="with --nearest: training images beside each sample (default: %(default)s)")
+    flags.add_flags(p, RunConfig, only=["inception"],
+                    help={"inception": "with --nearest: the Inception graph the run was evaluated with"})
     p.set_defaults(handler=cmd_sample)
 
 
@@ -98,6 +105,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
                        "--nearest-k": (getattr(args, "nearest_k", None), flags.positive)})
     if args.scale is not None and not 1 <= args.scale <= 32:
         raise ConfigError(f"--scale {args.scale} must be from 1 to 32.")
+    if args.nearest:
+        return _sample_nearest(args)
+    args.n = 64 if args.n is None else args.n
     seeds = sampling.seeds_from(args.seed, args.n) if not args.interpolate else []
     if args.generator:
         external.one_source(args.generator, run_id=args.run_id, model=args.model, best=args.best)
@@ -116,6 +126,25 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.out_dir:
         paths = sampling.save_each(images, seeds, args.out_dir)
         print(f"{len(paths)} PNGs -> {args.out_dir}")
+    return 0
+
+
+def _sample_nearest(args: argparse.Namespace) -> int:
+    from harness.generators import sampling
+    from harness.generators.nearest import nearest_for_run
+
+    if not args.run_id or args.generator or args.model or args.best or args.interpolate:
+        raise ConfigError("--nearest needs --run-id ID alone (no --generator, --model, --best or --interpolate): "
+                          "the run names the training images and the backbone to compare them in.")
+    rows = 8 if args.n is None else args.n
+    seeds = sampling.seeds_from(args.seed, rows)
+    image, found = nearest_for_run(args.run_id, tracking_uri=args.tracking_uri, rows=rows, k=args.nearest_k,
+                                   seed=args.seed, inception_path=args.inception)
+    path = sampling.save_png(image, args.out)
+    typical = "" if found.typical is None else f" (training images: median {found.typical:.3g} to the nearest other)"
+    print(f"{rows} samples (seeds {seeds[0]}..{seeds[-1]}) of run {args.run_id} beside their {found.indices.shape[1]} "
+          f"nearest training images -> {path}; nearest distances {', '.join(f'{d:.3g}' for d in found.distances[:, 0])}"
+          + typical)
     return 0
 
 

@@ -31,22 +31,10 @@ def evaluate_run(run_id: str, *, tracking_uri: str = DEFAULT_TRACKING_URI, eval_
     training data changed since the run, ``ConfigError`` for a conflicting
     backbone or sample count.
     """
-    # --- the run, its config and its last epoch -------------------------------------
-    tracking.ensure_store(tracking_uri)
-    run = tracking.get_run(tracking_uri, run_id)
-    try:
-        config = RunConfig.from_dict(tracking.read_json_artifact(tracking_uri, run_id, "config.json")).resolved()
-    except TrackingError:
-        raise TrackingError(f"run {run_id} has no config.json artifact; it was not made by `harness run`.") from None
+    # --- the run, its config, its last epoch and the real images it trained on ----------
+    run, config, dataset = run_and_data(run_id, tracking_uri)
     history = tracking.metric_histories(tracking_uri, [run_id], ("epoch_seconds",))[run_id]["epoch_seconds"]
     step = max((m.step for m in history), default=config.epochs)
-
-    # --- the same real images the run trained on -------------------------------------
-    dataset = load_dataset(config.dataset, image_size=config.image_size, max_images=config.max_images)
-    logged = run.params.get("data_fingerprint")
-    if logged and logged != dataset.fingerprint:
-        raise DataError(f"the data of {config.dataset!r} changed since run {run_id} (fingerprint "
-                        f"{logged} then, {dataset.fingerprint} now); its FID would compare other images.")
 
     # --- the evaluator, refusing to mix backbones or sample counts in one run ----------
     n_samples = eval_samples or config.eval_samples
@@ -65,6 +53,26 @@ def evaluate_run(run_id: str, *, tracking_uri: str = DEFAULT_TRACKING_URI, eval_
     logger.log_metrics(scores, step=step)
     log(f"logged {', '.join(sorted(scores))} into run {run_id} at step {step}")
     return {**scores, "step": step}
+
+
+def run_and_data(run_id: str, tracking_uri: str):
+    """(the stored run, its resolved RunConfig, the same training images it trained on) of ``run_id``.
+
+    Raises ``TrackingError`` for a missing run or config, ``DataError`` when
+    the training data changed since the run.
+    """
+    tracking.ensure_store(tracking_uri)
+    run = tracking.get_run(tracking_uri, run_id)
+    try:
+        config = RunConfig.from_dict(tracking.read_json_artifact(tracking_uri, run_id, "config.json")).resolved()
+    except TrackingError:
+        raise TrackingError(f"run {run_id} has no config.json artifact; it was not made by `harness run`.") from None
+    dataset = load_dataset(config.dataset, image_size=config.image_size, max_images=config.max_images)
+    logged = run.params.get("data_fingerprint")
+    if logged and logged != dataset.fingerprint:
+        raise DataError(f"the data of {config.dataset!r} changed since run {run_id} (fingerprint "
+                        f"{logged} then, {dataset.fingerprint} now); its values would compare other images.")
+    return run, config, dataset
 
 
 def _check_same_evaluation(run_id: str, before: dict[str, str], now: dict[str, str]) -> None:

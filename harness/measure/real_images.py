@@ -40,8 +40,12 @@ class RealImages:
 
     def key(self, dataset: Dataset) -> str:
         """The reference-statistics cache key of ``dataset`` (source, name, split, size, data)."""
-        split = self.split if dataset is self.reference else "train"
-        return f"{dataset.source}:{dataset.name}:{split}:{dataset.image_size}:{dataset.fingerprint}"
+        return cache_key(dataset, self.split if dataset is self.reference else "train")
+
+
+def cache_key(dataset: Dataset, split: str = "train") -> str:
+    """The reference-statistics cache key of ``dataset``'s images of ``split`` (source, name, split, size, data)."""
+    return f"{dataset.source}:{dataset.name}:{split}:{dataset.image_size}:{dataset.fingerprint}"
 
 
 def real_images(dataset: str, *, image_size: int, choice: str | None = None,

@@ -167,6 +167,8 @@ def run(config: RunConfig, *, resume: str | None = None,
                 # curve's cheap points (KID, PRDC at 1,000 samples). The last is the run's value.
                 metrics.update(evaluator.evaluate(gan.float32_generator(), latent_dim=spec.latent_dim, seed=config.seed,
                                                   final=epoch == config.epochs))
+                if epoch == config.epochs:  # the memorisation check, beside the run's final values
+                    _log_nearest(logger, evaluator, gan, dataset, log)
                 timeline.mark("evaluation")
 
             # --- save: checkpoint (with the metrics), then metrics, then sample grid --
@@ -441,6 +443,16 @@ def _evaluator(config: RunConfig, spec, dataset, log):
     if getattr(evaluator, "warning", None):
         log(f"warning: {evaluator.warning}")
     return evaluator
+
+
+def _log_nearest(logger, evaluator, gan, dataset, log) -> None:
+    """Log samples beside their nearest training images (features of the run's backbone)."""
+    from harness.measure import memorisation
+    from harness.measure.real_images import cache_key
+
+    image, _ = memorisation.draw(evaluator.backbone, gan.float32_generator(), dataset.images,
+                                 training_key=cache_key(dataset), log=log)
+    logger.log_png(image, memorisation.NEAREST_ARTIFACT)
 
 
 def _sample_grid(gan, noise: np.ndarray) -> np.ndarray:
