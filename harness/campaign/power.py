@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from pathlib import Path
 
 from harness.campaign.plan import Plan
 from harness.errors import HarnessError
@@ -20,6 +19,7 @@ from harness.stats import sd_from_pilot
 from harness.stats.design import Hypotheses
 from harness.stats.plan_power import power_lines
 from harness.store import tracking
+from harness.store.sqlite import store_to_read
 from harness.store.schema import CAMPAIGN_TAG, SUPERSEDED_TAG
 
 
@@ -37,10 +37,10 @@ def plan_power(plan: Plan) -> list[str]:
 def earlier_spread(plan: Plan, hypotheses: Hypotheses) -> tuple[float | None, str]:
     """The sd of an earlier campaign's paired differences on the plan's datasets, and where it came from."""
     uri = plan.cells[0].config.tracking_uri
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        return None, ""
     metric = hypotheses.metrics[0]
     try:
+        if not store_to_read(uri):  # no store, or an empty file: nothing earlier, and nothing written
+            return None, ""
         runs = tracking.find_runs(uri, sorted({c.config.resolved().experiment for c in plan.cells}),
                                   status="FINISHED")
     except HarnessError:
