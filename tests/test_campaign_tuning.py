@@ -88,6 +88,25 @@ def test_every_arm_gets_the_same_draws_on_the_tuning_seeds_and_the_cells_stay_th
     assert search_plan(plan).cells == search.cells  # a rerun draws the same trials
 
 
+def test_before_anything_ran_the_dry_run_gives_each_arms_budget_and_the_status_both_halves(
+        tracking_uri, tmp_path, cifar10_root, capsys):
+    path = tmp_path / "plan.toml"
+    path.write_text(PLAN.replace("seeds = [100]", "seeds = [100]\nepochs = 2"))
+    args = ["campaign", str(path), "--tracking-uri", tracking_uri, "--checkpoint-dir", str(tmp_path / "ck")]
+    assert cli.main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    # 64 images in batches of 32, 2 epochs per trial: 4 generator steps a trial, 3 trials an arm.
+    assert "arm horses/animals_baseline: 3 trials x 4 G steps (2 epochs, batch 32) = 12 G steps; 3 trials to run" in out
+    assert "arm horses/bn: 3 trials x 4 G steps" in out
+    assert "confirmation: 4 runs (1 dataset(s) x 2 arms x seeds 0, 1), 1 epochs each" in out
+    assert "horses/bn/s1" in out and "estimated machine time: at least" in out and "GFLOP/s" in out
+    assert cli.main([*args, "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "search: 6 trials: 6 missing" in out and "0/3 done" in out
+    assert "confirmation: waits for the searches (arm horses/animals_baseline: 3 of 3 trials not finished" in out
+    assert not tracking.find_runs(tracking_uri, "horses")  # nothing trained
+
+
 def _tiny_example(tmp_path: Path, name: str, trials: int = 2) -> Path:
     """campaigns/tuned-example.toml shrunk further: fewer images, a narrower network, fewer trials."""
     text = EXAMPLE.read_text()
