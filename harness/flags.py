@@ -134,8 +134,12 @@ def check_flags(checks: Mapping[str, tuple[Any, Check]]) -> None:
             raise ConfigError(f"{flag} {shown(value)} {problem}.")
 
 
-def learning_rate(value: Any) -> str | None:
+def fraction(value: Any) -> str | None:
+    """A share of something, above 0 and at most all of it: learning rates, equivalence margins."""
     return None if 0 < value <= 1 else "must be in (0, 1]"
+
+
+learning_rate = fraction
 
 
 def _kind_problem(value: Any, kind: type) -> str | None:

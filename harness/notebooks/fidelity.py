@@ -61,7 +61,7 @@ from harness.notebooks.reference_loop import NotebookTrainer
 from harness.config import NOTEBOOK, RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError
-from harness.flags import positive, setting
+from harness.flags import fraction, positive, setting
 from variants import resolve
 
 # Keras, TensorFlow, matplotlib and the modules that load them (the evaluator, the
@@ -93,7 +93,7 @@ class FidelitySettings:
     run: RunConfig = setting(kind=RunConfig, cli=False, help="what both loops train")
     seeds: int = setting(5, check=positive, help="seeds per loop: 0, 1, ... N-1 (5 or more for an "
                                                   "equivalence test that can pass)")
-    margin: float = setting(0.10, check=positive, help="equivalence margin: the loops are equivalent when the "
+    margin: float = setting(0.10, check=fraction, help="equivalence margin: the loops are equivalent when the "
                                                        "harness's value is within ±margin (a fraction) of the "
                                                        "notebook loop's")
     out: str = setting("reports/fidelity", metavar="DIR",
@@ -144,7 +144,13 @@ def run_fidelity(settings: FidelitySettings, log=print) -> dict[str, Any]:
     common = {"variant": config.variant, "spec": spec.to_params(), "data_fingerprint": dataset.fingerprint,
               "image_size": spec.image_size, "epochs": config.epochs, "batch_size": config.batch_size,
               "tensorflow": tf.__version__, "keras": keras.__version__}
-    train_keys = {"harness": {**common, "loop": "harness", "xla": config.xla},
+    from harness.train.precision import resolve as resolve_precision
+
+    # Only the harness's step has a precision; the notebooks' loop is the float32 reference.
+    precision = resolve_precision(config.precision, spec, config.variant, config.batch_size, log).name
+    log(f"harness loop precision: {precision}")
+    mixed = {"precision": precision} if precision != "float32" else {}  # float32 records keep their old key
+    train_keys = {"harness": {**common, "loop": "harness", "xla": config.xla, **mixed},
                   "notebook": {**common, "loop": "notebook", "combined_d": settings.combined_d}}
 
     # --- train each (loop, seed), alternating loops, reusing what is saved ----------------
@@ -163,7 +169,7 @@ def run_fidelity(settings: FidelitySettings, log=print) -> dict[str, Any]:
                                                         safe_mode=True)
                     what = "rescored"
                 else:
-                    record, generator = _train(loop, spec, images, config, settings, seed, log)
+                    record, generator = _train(loop, spec, images, config, settings, seed, log, precision)
                     record["train_key"] = train_keys[loop]
                     record["generator"] = f"{loop}-seed{seed}.keras"
                     generator.save(out / "runs" / record["generator"])
@@ -194,8 +200,10 @@ def run_fidelity(settings: FidelitySettings, log=print) -> dict[str, Any]:
 
 
 # --- the two loops ------------------------------------------------------------------------
-def _train(loop: str, spec, images, config: RunConfig, settings: FidelitySettings, seed: int, log):
-    """Train one loop for ``config.epochs``; return ({"epochs": [...], "train_seconds"}, generator)."""
+def _train(loop: str, spec, images, config: RunConfig, settings: FidelitySettings, seed: int, log,
+           precision: str = "float32"):
+    """Train one loop for ``config.epochs`` (the harness's in ``precision``); return ({"epochs": [...],
+    "train_seconds"}, its generator as float32 Keras)."""
     import keras
 
     from harness.data.pipeline import epoch_batches
@@ -203,7 +211,7 @@ def _train(loop: str, spec, images, config: RunConfig, settings: FidelitySetting
 
     keras.utils.set_random_seed(seed)  # the same initial weights in both loops (G built first, then D)
     if loop == "harness":
-        trainer = GAN(spec, seed=seed)
+        trainer = GAN(spec, seed=seed, precision=precision)
         trainer.compile(jit_compile={"auto": "auto", "on": True, "off": False}[config.xla])
     else:
         trainer = NotebookTrainer(spec, config.batch_size, seed=seed, combined_d=settings.combined_d)
