@@ -69,11 +69,11 @@ def tuning_section(uri: str, name: str, cells: list[RunRecord], folder: Path) ->
                          "again on seeds no trial used.")
     curve_rows, curves = [], {}
     for arm, runs in by_arm.items():
-        values = [r.metrics[metric] for r in runs if r.status == "FINISHED" and math.isfinite(r.metrics.get(metric, math.nan))]
+        scored = [r for r in runs if r.status == "FINISHED" and math.isfinite(r.metrics.get(metric, math.nan))]
+        values = [r.metrics[metric] for r in scored]
         row = {"arm": arm, "trials": len(runs), "finished": len(values), "failed": len(runs) - len(values)}
         if values:
-            best = (min if lower else max)((r for r in runs if r.metrics.get(metric) in values),
-                                           key=lambda r: r.metrics[metric])
+            best = (min if lower else max)(scored, key=lambda r: r.metrics[metric])  # ties: the lower trial
             key = best.tags.get(CELL_TAG, "")
             row.update(winner=key.rsplit("/", 1)[1], value=best.metrics[metric],
                        confirmed=len(confirmed.get(key, [])),
