@@ -59,7 +59,7 @@ def tuning_section(uri: str, name: str, cells: list[RunRecord], folder: Path) ->
 
     winners = Table("tuning_winners", f"Each arm's search: its best trial by {metric} (confirmed on fresh seeds)",
                     [Column("arm", "arm"), Column("trials", "trials", "int"), Column("finished", "finished", "int"),
-                     Column("failed", "failed", "int"), Column("winner", "best trial"),
+                     Column("failed", "failed or unfinished", "int"), Column("winner", "best trial"),
                      Column("value", f"{metric} of the best trial", "float"),
                      *[Column(p, p, "float") for p in PARAMS if any(p in r.params for rs in by_arm.values() for r in rs)],
                      Column("share", f"share within {100 * SHARE_FRACTION:g}% of its best", "float"),
