@@ -1,96 +1,41 @@
-"""The ablation: the effect of one architecture axis on FID, paired by seed.
+"""The ablation: the effect of one architecture axis on FID (or KID), paired by seed.
 
 Two variants are compared when they differ in exactly one axis (see
 ``variants.spec.AXES``) and agree on everything else that changes training
-(the ``setting``), on the dataset and on how FID was computed. Their runs
-are paired by seed; the table gives the mean paired difference (``to`` minus
-``from``), its t confidence interval, a paired t-test and a Wilcoxon
-signed-rank test (SciPy), so a reader can tell a real effect from seed noise.
+(the ``setting``), on the dataset and on how the metric was computed. Their
+runs are paired by seed and compared with ``harness.stats``: the change
+(``to`` minus ``from``, as a fraction of ``from``'s mean on the class), its
+interval, a paired t-test and an equivalence test (TOST within ±``MARGIN``),
+and one of four verdicts: better, worse, equivalent or inconclusive.
 
 The pooled table asks the same question across classes ("does BatchNorm
 help, across classes?"): the same one-axis change, its runs paired by
-(class, seed). FID's scale differs by class (a class at FID 300 moves by tens
-where one at 80 moves by a few), so raw differences would let the noisiest
-class decide. Each pair is put on one scale by itself: its log FID ratio
-ln(FID to / FID from), a relative change that needs no estimated class mean
-(a ratio to the class's mean FID would share one noisy denominator among a
-class's pairs). The mean log ratio, its t interval and both tests are shown
-as a percent change in FID, 100 (exp(x) - 1).
+(class, seed), each class on the scale of its own ``from`` mean, so the
+noisiest class does not decide (``harness.stats.compare_pooled``).
 
-A row with fewer than ``MIN_PAIRS`` pairs gets no verdict: with two pairs the
-t-test has one degree of freedom and the smallest Wilcoxon p is 0.5. Such
-rows are left out of the Holm family, so they cost the others no power.
+A seed only one variant finished, or fewer than 2 pairs, make a row
+inconclusive with the reason, never a number from fewer runs. The rows of a
+table with a test form one Holm family. A metric without a direction (IS for
+one class) gets no verdict.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from harness.stats import holm
+from harness.stats.paired import decide
 from reports.collect import RunRecord
 from reports.tables import Column, Table, warnings_of
 from variants.spec import AXES
 
 LEVEL = 0.95
-MIN_PAIRS = 3  # fewer pairs: "too few seeds to tell" instead of a verdict
-TOO_FEW = "too few seeds to tell"
-
-
-@dataclass
-class PairedTest:
-    """Statistics of paired differences ``d = b - a``; None where too few pairs."""
-
-    n: int
-    mean: float | None
-    ci_low: float | None
-    ci_high: float | None
-    t_p: float | None  # two-sided paired t-test
-    wilcoxon_p: float | None  # two-sided Wilcoxon signed-rank (exact for small n)
-
-
-def paired_test(a: list[float], b: list[float], level: float = LEVEL) -> PairedTest:
-    """Compare paired samples ``a`` and ``b`` (same length, paired by position): tests of ``b - a``."""
-    return difference_test([y - x for x, y in zip(a, b)], level)
-
-
-def difference_test(d: list[float], level: float = LEVEL) -> PairedTest:
-    """Is the mean of the paired differences ``d`` zero? t interval, one-sample t-test, Wilcoxon."""
-    from scipy import stats
-
-    n = len(d)
-    if n == 0:
-        return PairedTest(0, None, None, None, None, None)
-    mean = statistics.fmean(d)
-    if n < 2:
-        return PairedTest(n, mean, None, None, None, None)
-    sd = statistics.stdev(d)
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
-    t_p = float(stats.ttest_1samp(d, 0.0).pvalue) if sd > 0 else None
-    wilcoxon_p = None
-    if any(x != 0 for x in d):
-        wilcoxon_p = float(stats.wilcoxon(d).pvalue)
-    return PairedTest(n, mean, mean - half, mean + half, _finite_or_none(t_p), _finite_or_none(wilcoxon_p))
-
-
-def holm(pvalues: list[float | None]) -> list[float | None]:
-    """Holm-Bonferroni adjusted p-values (same order; None stays None).
-
-    With many rows, about one in twenty plain p-values falls under 0.05 by
-    chance; the adjusted ones keep the chance of any false "differs" under 5 %.
-    """
-    present = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
-    m, out, running = len(present), [None] * len(pvalues), 0.0
-    for rank, (p, i) in enumerate(present):
-        running = max(running, min(1.0, (m - rank) * p))
-        out[i] = running
-    return out
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+MARGIN = 0.10  # equivalence: within ±10% of the 'from' variant's value
 
 
 COLUMNS = [
@@ -103,15 +48,16 @@ COLUMNS = [
     Column("variant_b", "variant (to)"),
     Column("n", "pairs", "int"),
     # Rounded to the row's confidence interval, as a mean to its std.
-    Column("a", "FID from", "float", round_to="ci_half"),
-    Column("b", "FID to", "float", round_to="ci_half"),
-    Column("diff", "diff (to - from)", "float", round_to="ci_half"),
-    Column("ci_low", "95% CI low", "float", round_to="ci_half"),
-    Column("ci_high", "95% CI high", "float", round_to="ci_half"),
-    Column("t_p", "t-test p", "p"),
-    Column("wilcoxon_p", "Wilcoxon p", "p"),
+    Column("a", "from (mean)", "float", round_to="raw_half"),
+    Column("b", "to (mean)", "float", round_to="raw_half"),
+    Column("change", "change %", "float", round_to="ci_half"),
+    Column("ci_low", "95% CI low %", "float", round_to="ci_half"),
+    Column("ci_high", "95% CI high %", "float", round_to="ci_half"),
+    Column("p", "t-test p", "p"),
     Column("holm_p", "Holm p", "p"),
+    Column("tost_p", "TOST p", "p"),
     Column("verdict", "verdict"),
+    Column("reason", "why inconclusive"),
     Column("runs", "runs", "runs"),
 ]
 
@@ -139,12 +85,10 @@ def ablation_table(runs: list[RunRecord], metric: str = "fid", alpha: float = 0.
         columns=COLUMNS, rows=rows, warning=warnings_of(used), empty=_why_empty(runs, cells, metric),
         note=(f"Pairs of variants that differ in exactly this axis, on the same dataset, setting and "
               f"evaluation (backbone file and sample counts), paired by seed; pairs: the seeds both variants "
-              f"finished. diff = mean over seeds of ({metric.upper()} to - {metric.upper()} from); negative "
-              f"means 'to' is better. CI: t interval at {LEVEL:.0%}; the FIDs, diff and CI of a row are "
-              f"rounded to its CI's half-width. Holm p: the t-test p adjusted (Holm-Bonferroni) over the rows "
-              f"of this table with {MIN_PAIRS}+ pairs; verdict 'differs' when it is < {alpha}. Rows with fewer "
-              f"pairs say '{TOO_FEW}' and show their p-values only for completeness. With few seeds the "
-              f"Wilcoxon test cannot reach significance (its smallest p is 2/2^n: 0.25 for 3 pairs)."),
+              f"finished. change = mean over seeds of ({metric.upper()} to - {metric.upper()} from), as a % of "
+              f"the 'from' mean; negative means 'to' is lower. CI: t interval at {LEVEL:.0%}. Holm p: the "
+              f"t-test p adjusted (Holm) over the rows of this table with a test; TOST p: equivalence within "
+              f"±{100 * MARGIN:g}%. {_RULE.format(alpha=alpha)}"),
     ))
 
 
@@ -157,13 +101,14 @@ POOLED_COLUMNS = [
     Column("variant_b", "variant (to)"),
     Column("classes", "classes", "int"),
     Column("n", "pairs", "int"),
-    Column("change", "FID change %", "float", round_to="ci_half"),
+    Column("change", "change %", "float", round_to="ci_half"),
     Column("ci_low", "95% CI low %", "float", round_to="ci_half"),
     Column("ci_high", "95% CI high %", "float", round_to="ci_half"),
-    Column("t_p", "t-test p", "p"),
-    Column("wilcoxon_p", "Wilcoxon p", "p"),
+    Column("p", "t-test p", "p"),
     Column("holm_p", "Holm p", "p"),
+    Column("tost_p", "TOST p", "p"),
     Column("verdict", "verdict"),
+    Column("reason", "why inconclusive"),
     Column("by_class", "per class: change % (pairs)"),
     Column("runs", "runs", "runs"),
 ]
@@ -207,14 +152,13 @@ def pooled_table(runs: list[RunRecord], metric: str = "fid", alpha: float = 0.05
         empty=_why_not_pooled(cells, single, metric),
         note=(f"The same one-axis change on every class that ran it with the same setting and evaluation, "
               f"its runs paired by (class, seed); pairs: all such pairs, classes: how many classes gave them. "
-              f"FID scales differ by class, so each pair counts as its log ratio ln({metric.upper()} to / "
-              f"{metric.upper()} from), a relative change; FID change % = 100 (exp(mean log ratio) - 1), the "
-              f"change of a typical pair, negative when 'to' is better; its CI is the t interval of the mean "
-              f"log ratio at {LEVEL:.0%}, mapped the same way. The t-test and Wilcoxon test are of the log "
-              f"ratios; Holm p adjusts the t-test p over the rows of this table with {MIN_PAIRS}+ pairs (a "
-              f"family apart from the per-class table). Pairs are treated as independent: the result holds "
-              f"for these classes on average, not for other classes, and a change that helps one class and "
-              f"hurts another can pool to no effect (the per-class column and table show it)."),
+              f"Each pair counts as its difference over the 'from' mean of its class, so no class's scale "
+              f"decides; change % = the mean over classes of each class's mean change, its CI a class-"
+              f"stratified bootstrap at {LEVEL:.0%}; the t-test and TOST (±{100 * MARGIN:g}%) run over all "
+              f"pairs. Holm p adjusts the t-test p over the rows of this table (a family apart from the "
+              f"per-class table). {_RULE.format(alpha=alpha)} The result holds for these classes on average, "
+              f"not for other classes; a change that helps one class and hurts another can pool to no effect "
+              f"(the per-class column and table show it)."),
     ))
 
 
@@ -241,19 +185,24 @@ def _one_axis_pairs(variants: dict[tuple, Any]) -> list[tuple[str, tuple, tuple]
     return found
 
 
+_RULE = ("Verdict from the tests alone at alpha {alpha:g}: better or worse when the Holm p < alpha (lower is "
+         "better for FID and KID), else equivalent when the TOST p < alpha, else inconclusive; a seed only one "
+         "variant finished, or fewer than 2 pairs, make a row inconclusive without numbers.")
+
+
 def _decide(rows: list[dict[str, Any]], alpha: float) -> None:
-    """Holm-adjust the t-test p over the rows with enough pairs; set every row's verdict."""
-    family = [row for row in rows if row["n"] >= MIN_PAIRS]
-    for row, adjusted in zip(family, holm([r["t_p"] for r in family])):
+    """Holm-adjust the t-test p over the rows with a test, and set each row's verdict from the tests alone."""
+    family = [row for row in rows if row["p"] is not None]
+    for row, adjusted in zip(family, holm([r["p"] for r in family])):
         row["holm_p"] = adjusted
     for row in rows:
-        adjusted = row.get("holm_p")
-        if row["n"] < MIN_PAIRS:
-            row["holm_p"], row["verdict"] = None, TOO_FEW
-        elif adjusted is None:  # every difference equal: no spread to test against
-            row["verdict"] = "no test (no spread)"
-        else:
-            row["verdict"] = "differs" if adjusted < alpha else "no evidence"
+        c = row.pop("comparison")
+        if row["p"] is None:
+            row["holm_p"], row["verdict"], row["reason"] = None, "inconclusive", c.reason
+            continue
+        row["verdict"], row["reason"] = decide(row["holm_p"], c.p_equivalence, c.direction, c.margin, alpha,
+                                               c.lower_is_better)
+        row["tost_p"] = c.p_equivalence
 
 
 def _cells(runs: list[RunRecord], metric: str) -> dict[tuple, dict[tuple, dict[int, RunRecord]]]:
@@ -272,7 +221,7 @@ def _why_empty(runs: list[RunRecord], cells, metric: str) -> str:
     """Why no pair qualified, in terms of the variants that were there."""
     rule = ("Rows come from pairs of variants that differ in exactly one axis (e.g. animals_baseline and bn: "
             "batchnorm) on the same dataset, settings and FID backbone, with at least one seed in common "
-            f"({MIN_PAIRS} or more for a verdict). ")
+            "(2 or more for a verdict). ")
     if not cells:
         if not runs:
             return rule + "No finished training run was read."
@@ -324,51 +273,68 @@ def _rank(order: list[str], value: str) -> int:
     return order.index(value) if value in order else len(order)
 
 
+def _compared(comparison) -> dict[str, Any]:
+    """The numbers of a ``harness.stats`` comparison as table cells (changes in %)."""
+    pct = (lambda x: None if x is None else 100 * x)
+    c = comparison
+    return {"change": pct(c.mean_change), "ci_low": pct(c.ci_low), "ci_high": pct(c.ci_high),
+            "ci_half": None if c.ci_low is None else 50 * (c.ci_high - c.ci_low), "p": c.p_difference,
+            "tost_p": c.p_equivalence, "comparison": c}
+
+
+def _values(seeds: dict[int, RunRecord], metric: str) -> dict[int, float]:
+    return {s: run.metrics[metric] for s, run in seeds.items()}
+
+
 def _row(dataset, axis, value_a, value_b, seeds_a, seeds_b, metric) -> dict[str, Any]:
     seeds = sorted(set(seeds_a) & set(seeds_b))
     a = [seeds_a[s].metrics[metric] for s in seeds]
     b = [seeds_b[s].metrics[metric] for s in seeds]
-    test = paired_test(a, b)
+    # Every seed either variant finished: one the other lacks makes the row inconclusive.
+    c = _compare(_values(seeds_b, metric), _values(seeds_a, metric), _name(seeds_b), _name(seeds_a), metric,
+                 dataset)
+    raw = (None if c.ci_low is None else abs(statistics.fmean(a)) * (c.ci_high - c.ci_low) / 2)
     runs = [seeds_a[s].run_id for s in seeds] + [seeds_b[s].run_id for s in seeds]
     return {
         "eval": seeds_a[seeds[0]].eval_label, "dataset": dataset, "axis": axis, "from": value_a, "to": value_b,
-        "variant_a": _name(seeds_a), "variant_b": _name(seeds_b), "n": test.n,
-        "a": statistics.fmean(a), "b": statistics.fmean(b),
-        "diff": test.mean, "ci_low": test.ci_low, "ci_high": test.ci_high, "t_p": test.t_p,
-        "ci_half": None if test.ci_low is None else (test.ci_high - test.ci_low) / 2,
-        "wilcoxon_p": test.wilcoxon_p, "runs": runs,
+        "variant_a": _name(seeds_a), "variant_b": _name(seeds_b), "n": c.n,
+        "a": statistics.fmean(a), "b": statistics.fmean(b), "raw_half": raw, **_compared(c), "runs": runs,
     }
+
+
+def _compare(arm, base, arm_name, base_name, metric, scope, pooled: bool = False):
+    from harness.stats import compare_paired, compare_pooled
+    from harness.stats.design import lower_is_better
+
+    lower = lower_is_better(metric)
+    common = dict(arm=arm_name, base=base_name, metric=metric, lower_is_better=bool(lower), margin=MARGIN,
+                  scope=scope)
+    c = compare_pooled(arm, base, **common) if pooled else compare_paired(arm, base, **common)
+    if lower is None:  # no better side: no verdict
+        return dataclasses.replace(c, p_difference=None, p_adjusted=None, p_equivalence=None, mean_change=None,
+                                   ci_low=None, ci_high=None, verdict="inconclusive",
+                                   reason=f"{metric} has no direction for one class, so it is not compared")
+    return c
 
 
 def _pooled_row(axis, value_a, value_b, per_class: dict[str, tuple], metric) -> dict[str, Any] | None:
-    ratios, by_class, runs_a, runs_b = [], [], [], []
-    for dataset in sorted(per_class):
-        seeds_a, seeds_b = per_class[dataset]
-        seeds = [s for s in sorted(set(seeds_a) & set(seeds_b))
-                 if seeds_a[s].metrics[metric] > 0 and seeds_b[s].metrics[metric] > 0]  # a log needs both > 0
-        logs = [math.log(seeds_b[s].metrics[metric] / seeds_a[s].metrics[metric]) for s in seeds]
-        if not logs:
-            continue
-        ratios += logs
-        by_class.append(f"{dataset} {_percent_text(_percent(statistics.fmean(logs)))} ({len(logs)})")
-        runs_a += [seeds_a[s] for s in seeds]
-        runs_b += [seeds_b[s] for s in seeds]
-    if not ratios:
-        return None
-    test = difference_test(ratios)
-    low, high = _percent(test.ci_low), _percent(test.ci_high)
+    arm = {d: _values(per_class[d][1], metric) for d in sorted(per_class)}
+    base = {d: _values(per_class[d][0], metric) for d in sorted(per_class)}
+    runs_a = [r for d in sorted(per_class) for r in per_class[d][0].values()]
+    runs_b = [r for d in sorted(per_class) for r in per_class[d][1].values()]
+    c = _compare(arm, base, _names(runs_b), _names(runs_a), metric, f"{len(per_class)} classes pooled",
+                 pooled=True)
+    by_class = []
+    for d in sorted(per_class):
+        one = _compare(arm[d], base[d], "", "", metric, d)
+        by_class.append(f"{d} " + ("—" if one.mean_change is None else _percent_text(100 * one.mean_change))
+                        + f" ({one.n})")
     return {
         "eval": runs_a[0].eval_label, "axis": axis, "from": value_a, "to": value_b,
-        "variant_a": _names(runs_a), "variant_b": _names(runs_b), "classes": len(by_class), "n": test.n,
-        "change": _percent(test.mean), "ci_low": low, "ci_high": high,
-        "ci_half": None if low is None else (high - low) / 2, "mean_log_ratio": test.mean,
-        "t_p": test.t_p, "wilcoxon_p": test.wilcoxon_p, "by_class": ", ".join(by_class),
+        "variant_a": _names(runs_a), "variant_b": _names(runs_b), "classes": len(per_class), "n": c.n,
+        **_compared(c), "by_class": ", ".join(by_class),
         "runs": [r.run_id for r in runs_a] + [r.run_id for r in runs_b],
     }
-
-
-def _percent(log_ratio: float | None) -> float | None:
-    return None if log_ratio is None else 100.0 * math.expm1(log_ratio)
 
 
 def _percent_text(value: float) -> str:
