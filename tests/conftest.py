@@ -27,13 +27,11 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Path]:
     """A tiny offline CIFAR-10 classifier backbone, trained once per session in a private
     ``$HARNESS_CACHE_DIR`` (set for the rest of the session, so runs with ``eval_every``
-    find it; the real one takes 20 minutes). Skips when CIFAR-10 is absent."""
-    root = Path(os.environ["HARNESS_DATA_DIR"])
-    if not (root / "cifar-10-batches-py").is_dir():
-        pytest.skip(f"CIFAR-10 not found under {root}")
+    find it; the real one takes 20 minutes). Without CIFAR-10 it is trained on the tiny
+    stand-in (``write_tiny_cifar10``): a file of the same kind, at chance accuracy."""
     from harness.measure.backbone_training import train_backbone
 
     cache = tmp_path_factory.mktemp("harness-cache")
@@ -41,8 +39,11 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ["HARNESS_CACHE_DIR"] = str(cache)
     os.chdir(cache)  # its MLflow artifacts land here, not in the repository
     try:
-        train_backbone(epochs=1, max_images=128, channels=2, batch_size=128, cache_dir=cache, jit_compile=False,
-                       tracking_uri=f"sqlite:///{cache / 'backbone.db'}", log=lambda *_: None)
+        with pytest.MonkeyPatch.context() as mp:
+            if not (Path(os.environ["HARNESS_DATA_DIR"]) / "cifar-10-batches-py").is_dir():
+                use_tiny_cifar10(mp, request.getfixturevalue("_tiny_cifar10"))
+            train_backbone(epochs=1, max_images=128, channels=2, batch_size=128, cache_dir=cache, jit_compile=False,
+                           tracking_uri=f"sqlite:///{cache / 'backbone.db'}", log=lambda *_: None)
     finally:
         os.chdir(cwd)
     yield cache
@@ -125,9 +126,15 @@ def cifar10_root(_tiny_cifar10: tuple[Path, dict[str, str]], monkeypatch: pytest
     root = Path(os.environ["HARNESS_DATA_DIR"])
     if (root / "cifar-10-batches-py").is_dir():
         return root
+    return use_tiny_cifar10(monkeypatch, _tiny_cifar10)
+
+
+def use_tiny_cifar10(mp: pytest.MonkeyPatch, tiny: tuple[Path, dict[str, str]]) -> Path:
+    """Point ``$HARNESS_DATA_DIR`` at the stand-in and accept its md5s, until ``mp`` undoes it
+    (for module-scoped fixtures: ``with pytest.MonkeyPatch.context() as mp``)."""
     from harness.data import cifar10
 
-    tiny_root, md5s = _tiny_cifar10
-    monkeypatch.setattr(cifar10, "MD5", md5s)
-    monkeypatch.setenv("HARNESS_DATA_DIR", str(tiny_root))
+    tiny_root, md5s = tiny
+    mp.setattr(cifar10, "MD5", md5s)
+    mp.setenv("HARNESS_DATA_DIR", str(tiny_root))
     return tiny_root
