@@ -4,25 +4,94 @@ TensorFlow's C++ core prints lines while it loads (oneDNN, CUDA drivers,
 cuInit, absl's "before InitializeLog" warning), before any setting can turn
 them off, and logs graph-optimiser errors (``remapper failed``) in the middle
 of training that change nothing. ``quiet_tensorflow()`` silences both for
-this process; ``-v`` on the command line, or a ``TF_CPP_MIN_LOG_LEVEL`` of the
-user's own, keeps them.
+this process; ``-v`` on the command line keeps them, and a
+``TF_CPP_MIN_LOG_LEVEL`` of the user's own keeps the start-up lines.
+
+The graph-optimiser lines are ``LOG(ERROR)`` of grappler's meta-optimiser
+(``meta_optimizer.cc:967] remapper failed: INVALID_ARGUMENT: Mutation::Apply
+error: fanout '.../LeakyReluGrad' exist for missing node '.../BiasAdd'``):
+the remapper fuses a convolution, its bias and its LeakyReLU into one op,
+finds the LeakyReLU's gradient still reading the bias-add it removed, and
+the meta-optimiser keeps that graph as it was before the remapper's pass
+(the numbers are unaffected; only that pass's fusions are lost). Being
+errors, they pass
+``TF_CPP_MIN_LOG_LEVEL=2`` (which hides only INFO and WARNING), and absl has
+no per-file level for them. So where the user's level would let them
+through, the process's stderr goes through a small filter process that drops
+grappler's lines and passes every other byte on; a process of its own, so
+nothing written just before a crash is lost with the crashing process.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.abc
 import importlib.util
 import os
+import subprocess
 import sys
+
+# A line logged from one of TensorFlow's graph-optimiser (grappler) source files, in absl's
+# format (``E0000 00:00:1796.5 30229 meta_optimizer.cc:967] ...``) or with a source path.
+GRAPH_OPTIMISER_LINE = (rb"^[IWEF]\d{4} [\d:.]+\s+\d+ (?:meta_optimizer|remapper|loop_optimizer|"
+                        rb"arithmetic_optimizer|constant_folding|generic_layout_optimizer|layout_optimizer|"
+                        rb"dependency_optimizer|function_optimizer|model_pruner|memory_optimizer|"
+                        rb"shape_optimizer|implementation_selector|auto_mixed_precision|"
+                        rb"scoped_allocator_optimizer|pin_to_host_optimizer)\.cc:\d+\]|grappler/optimizers/")
+_FILTER = f"""
+import re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer handles Ctrl-C; this must outlive it
+drop = re.compile({GRAPH_OPTIMISER_LINE!r})
+for line in iter(sys.stdin.buffer.readline, b""):
+    if not drop.search(line):
+        sys.stdout.buffer.write(line)
+        sys.stdout.buffer.flush()
+"""
 
 
 def quiet_tensorflow() -> None:
     """Load TensorFlow quietly whenever something first imports it (a no-op once it is loaded)."""
-    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if "tensorflow" in sys.modules:
+        return
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    if level is not None:
+        if level.strip() not in ("3", "4"):  # a level that lets grappler's ERROR lines through
+            filter_graph_optimiser_lines()
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     sys.meta_path.insert(0, _QuietTensorFlow())
+
+
+def filter_graph_optimiser_lines() -> None:
+    """Pass this process's stderr (fd 2, children included) through a filter dropping grappler's lines.
+
+    Everything else passes unchanged, line by line. At exit stderr is put back
+    and the filter drains what is left. Does nothing where it cannot start.
+    """
+    read, write = os.pipe()
+    original = os.dup(2)
+    try:
+        filter_process = subprocess.Popen([sys.executable, "-S", "-c", _FILTER], stdin=read, stdout=original,
+                                          start_new_session=True)
+    except OSError:
+        for fd in (read, write, original):
+            os.close(fd)
+        return
+    os.close(read)
+    sys.stderr.flush()
+    os.dup2(write, 2)
+    os.close(write)
+    atexit.register(_stop_filter, filter_process, original)
+
+
+def _stop_filter(filter_process: subprocess.Popen, original: int) -> None:
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os.dup2(original, 2)  # our last handle on the pipe: the filter reads to its end and exits
+    os.close(original)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        filter_process.wait(timeout=5)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import json
 from harness import flags
 from harness.notebooks.bench import BenchSettings, all_variants, check_benchmark, run_benchmark, table
 from harness.commands.common import add_data_root, names
-from harness.config import RunConfig
+from harness.config import PRECISIONS, RunConfig
 from harness.notebooks.fidelity import (ALL, RUN_DEFAULTS, RUN_FLAGS, FidelitySettings, notebook_presets,
                                         run_fidelity)
 
@@ -29,6 +29,9 @@ def add_bench(sub) -> None:
                                                      "this python (an environment with torch; see "
                                                      "benchmarks/torch_reference.py)")
     flags.add_flags(p, RunConfig, only=["batch_size", "width", "xla", "steps_per_execution"])
+    p.add_argument("--precision", choices=(*PRECISIONS, "all"), default=_BENCH["precision"].default,
+                   help="what the harness's step trains in, as for run (default: %(default)s); all: float32 and "
+                        "bfloat16 side by side in one alternated run, with what auto picks")
     p.set_defaults(handler=cmd_bench)
 
 
@@ -38,7 +41,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     xla=args.xla, steps_per_execution=args.steps_per_execution)
     result = run_benchmark(variants, batch=args.batch_size, steps=args.steps, repeats=args.repeats,
                            width=args.width, xla=args.xla, steps_per_execution=args.steps_per_execution,
-                           compare_xla=args.compare_xla, torch=args.torch,
+                           compare_xla=args.compare_xla, torch=args.torch, precision=args.precision,
                            log=(lambda *_: None) if args.json else print)
     if args.json:
         print(json.dumps(result, indent=2))

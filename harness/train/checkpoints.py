@@ -103,7 +103,9 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
 # What resuming a run reads besides the variables (train.py's side of the contract).
 RESUME_ARRAYS = ("fixed_noise",)
 RESUME_META = ("config",)
-META_TYPES: dict[str, tuple[type, ...]] = {"config": (dict,), "metrics": (dict, type(None)), "run_id": (str,)}
+# "precision": what the networks trained in (float32 when absent: checkpoints from before it was recorded).
+META_TYPES: dict[str, tuple[type, ...]] = {"config": (dict,), "metrics": (dict, type(None)), "run_id": (str,),
+                                           "precision": (str,)}
 MAX_META_BYTES = 1 << 20  # the run config and one epoch's metrics take a few kB
 MAX_EXTRA_BYTES = 64 << 20  # e.g. the fixed sample noise: 64 x latent_dim floats
 _HEADER_BYTES = 4096  # an .npy header is at most a few hundred bytes

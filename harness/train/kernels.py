@@ -203,8 +203,8 @@ def _mode() -> str:
 
 
 @functools.cache
-def _machine() -> str:
-    """This CPU and TensorFlow version, as the key of the timing cache."""
+def machine_key() -> str:
+    """This CPU, its cores and the TensorFlow version: the key of timing caches (kernels, precision)."""
     model = platform.processor() or "cpu"
     with contextlib.suppress(OSError):
         for line in open("/proc/cpuinfo"):
@@ -248,7 +248,7 @@ def faster(kind: str, layer, stock, reformulated) -> bool:
     if mode != "auto":
         return mode == "fast"
     shape = tuple(int(d) for d in layer.input.shape[1:])
-    key = f"{_machine()}|{kind}|{shape}|{tuple(layer.kernel.shape)}"
+    key = f"{machine_key()}|{kind}|{shape}|{tuple(layer.kernel.shape)}"
     if key not in _choices:
         path = _cache_file()
         with contextlib.suppress(OSError, ValueError):
