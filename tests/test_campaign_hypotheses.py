@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from harness.campaign.hypotheses import control_name
 from harness.campaign.plan import load_plan
 from harness.errors import ConfigError
 from harness.stats.design import Hypotheses, Primary
 from variants import resolve
+from variants.control import control_name
 
 PLAN = """
 name = "p"
@@ -69,10 +69,12 @@ def test_the_control_computes_the_same_function_under_another_name(base):
 
 
 @pytest.mark.parametrize("extra, message", [
-    ('primary = [{arm = "bnn", metric = "kid"}]', "primary[0] arm: 'bnn' is not an arm of the plan (did you mean 'bn'?)"),
+    ('primary = [{arm = "bnn", metric = "kid"}]',
+     "primary[0] arm: 'bnn' is not an arm of the plan (did you mean 'bn'?)"),
     ('primary = [{arm = "bn", metric = "kdi"}]', "primary[0] metric: 'kdi' cannot be compared (did you mean 'kid'?)"),
     ('primary = [{arm = "bn", metric = "is"}]', "IS has no direction for one class"),
-    ('primary = [{arm = "bn", metric = "kid", direction = "lowr"}]', "unknown direction 'lowr' (did you mean 'lower'?)"),
+    ('primary = [{arm = "bn", metric = "kid", direction = "lowr"}]',
+     "unknown direction 'lowr' (did you mean 'lower'?)"),
     ('primary = [{arm = "animals_baseline", metric = "kid"}]', "is the base"),
     ('primary = [{arm = "bn", metric = "kid", alpah = 0.1}]', "unknown key 'alpah' (did you mean 'alpha'?)"),
     ('margn = 0.1', "[hypotheses]: unknown key 'margn' (did you mean 'margin'?)"),
