@@ -25,7 +25,6 @@ import dataclasses
 import math
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 from harness.stats import holm

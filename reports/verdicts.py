@@ -28,7 +28,7 @@ from harness.stats import (Comparison, adjust_family, compare_paired, compare_po
 from harness.errors import ConfigError
 from harness.stats.design import Hypotheses, lower_is_better
 from harness.stats.plan_power import power_lines
-from variants.control import control_name
+from variants.control import find_control
 from reports import plots
 from reports.collect import RunRecord
 from reports.render import Figure, Section
@@ -82,8 +82,7 @@ def for_campaign(campaign, runs: list[RunRecord]) -> Verdicts:
         hypotheses = Hypotheses.from_dict(campaign.hypotheses)
     else:
         base = arms[0] if arms else ""
-        control = control_name(base) if base else None
-        hypotheses = Hypotheses(base=base, control=control if control in arms else None, declared=False)
+        hypotheses = Hypotheses(base=base, control=find_control(base, arms) if base else None, declared=False)
     return assess(runs, hypotheses, arms, datasets, seeds)
 
 

@@ -89,3 +89,12 @@ def test_every_mistake_names_its_key(tmp_path, extra, message):
     with pytest.raises(ConfigError) as error:
         plan_text(tmp_path, "[hypotheses]\n" + extra + "\n")
     assert message in str(error.value)
+
+
+def test_a_control_already_planned_under_another_name_is_not_added_twice(tmp_path):
+    path = tmp_path / "named.toml"
+    path.write_text('name = "p"\ndatasets = ["horses"]\nseeds = [0, 1]\n'
+                    'variants = ["animals_baseline", "animals_baseline_inline"]\n[hypotheses]\n')
+    plan = load_plan(path)
+    assert plan.variants == ("animals_baseline", "animals_baseline_inline")
+    assert plan.hypotheses.control == "animals_baseline_inline" and not plan.notes

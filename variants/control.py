@@ -25,3 +25,17 @@ def control_name(base: str) -> str:
     if any(TOKENS.get(t, ("",))[0] == "leaky_relu" for t in tokens):
         return "_".join(flipped if TOKENS.get(t, ("",))[0] == "leaky_relu" else t for t in tokens)
     return f"{base}_{flipped}"
+
+
+def find_control(base: str, arms: list[str]) -> str | None:
+    """The arm among ``arms`` that is ``base``'s control (its architecture under any name), or None."""
+    return same_architecture(control_name(base), arms)
+
+
+def same_architecture(name: str, arms: list[str]) -> str | None:
+    """The first of ``arms`` that builds the same networks as ``name`` (its spec but the name), or None."""
+    def params(n: str) -> dict:
+        return {k: v for k, v in resolve(n).to_params().items() if k not in ("name", "source")}
+
+    target = params(name)
+    return next((a for a in arms if params(a) == target), None)

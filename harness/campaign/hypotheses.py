@@ -30,7 +30,7 @@ from typing import Any
 from harness.errors import ConfigError, closest
 from harness.stats.design import DIRECTIONS, METRICS, Hypotheses, Primary, lower_is_better
 from variants import resolve
-from variants.control import control_name
+from variants.control import control_name, same_architecture
 
 KEYS = ("base", "primary", "family", "margin", "alpha", "control", "sd_guess", "power")
 PRIMARY_KEYS = ("arm", "metric", "direction", "alpha")
@@ -46,7 +46,7 @@ def read_hypotheses(raw: Any, arms: list[str], default_base: str, where: str) ->
     where = f"{where} [hypotheses]"
     if raw is None:
         control = control_name(default_base)
-        return Hypotheses(base=default_base, control=control if _same_arm(control, arms) else None,
+        return Hypotheses(base=default_base, control=same_architecture(control, arms),
                           declared=False), arms
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: hypotheses must be a table ([hypotheses] with primary, margin, ...).")
@@ -64,7 +64,8 @@ def read_hypotheses(raw: Any, arms: list[str], default_base: str, where: str) ->
     control = raw.get("control", True)
     if control is True:
         control = control_name(base)
-        arms = arms if _same_arm(control, arms) else arms + [control]
+        present = same_architecture(control, arms)  # the same architecture under another name counts
+        control, arms = (present, arms) if present else (control, arms + [control])
     elif control is False:
         control = None
     elif isinstance(control, str):
@@ -107,15 +108,6 @@ def _primary(table: dict, arms: list[str], base: str, alpha: float, where: str) 
         raise ConfigError(f"{where} direction: unknown direction {direction!r}"
                           + (f" (did you mean {guess!r}?)" if guess else "") + f"; valid: {', '.join(DIRECTIONS)}.")
     return Primary(arm, metric, direction, _fraction(table, "alpha", alpha, where))
-
-
-def _same_arm(name: str, arms: list[str]) -> bool:
-    """Whether ``name``'s architecture is already among ``arms`` (under any name)."""
-    return any(_params(a) == _params(name) for a in arms)
-
-
-def _params(name: str) -> dict:
-    return {k: v for k, v in resolve(name).to_params().items() if k not in ("name", "source")}
 
 
 def _arm(name: Any, arms: list[str], where: str) -> None:
