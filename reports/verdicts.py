@@ -208,7 +208,9 @@ NOTE = ("change: the mean paired difference (arm - base) as a percent of the bas
         "mean over classes of each class's mean); CI: t interval within a class, class-stratified bootstrap pooled; "
         "p: paired t-test; TOST p: equivalence within ±{margin:g}%. Verdict from the tests alone at alpha "
         "{alpha:g}: better/worse when the (Holm) p < alpha, else equivalent when TOST p < alpha, else "
-        "inconclusive. Lower is better for KID and FID; IS is not compared (no direction for one class).")
+        "inconclusive. Lower is better for KID and FID; IS is not compared (no direction for one class). With "
+        "few seeds per class the pooled bootstrap interval can be narrower than the t-test implies (a resample "
+        "of 3 runs has few distinct values): the verdict follows the tests, not the interval.")
 
 
 def profile_figure(v: Verdicts, folder) -> Figure | None:
