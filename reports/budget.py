@@ -61,7 +61,7 @@ def tuning_section(uri: str, name: str, cells: list[RunRecord], folder: Path) ->
                     [Column("arm", "arm"), Column("trials", "trials", "int"), Column("finished", "finished", "int"),
                      Column("failed", "failed or unfinished", "int"), Column("winner", "best trial"),
                      Column("value", f"{metric} of the best trial", "float"),
-                     *[Column(p, p, "float") for p in PARAMS if any(p in r.params for rs in by_arm.values() for r in rs)],
+                     *[Column(p, p, "float") for p in _searched(newest.values())],
                      Column("share", f"share within {100 * SHARE_FRACTION:g}% of its best", "float"),
                      Column("confirmed", "confirmation cells", "int")],
                     note="The best trial of many on one seed is optimistic for that seed, so the comparisons of "
@@ -110,6 +110,12 @@ def tuning_section(uri: str, name: str, cells: list[RunRecord], folder: Path) ->
             + ("" if len(counts) == 1 else " WARNING: the arms had unequal numbers of trials; the comparison is "
                                            "not at an equal budget."))
     return Section("Tuning: equal-budget search per arm", tables=[winners, table], figures=figures, text=text)
+
+
+def _searched(trials) -> list[str]:
+    """The settings of ``PARAMS`` the trials drew: those whose logged values differ between trials."""
+    trials = list(trials)
+    return [p for p in PARAMS if len({r.params.get(p) for r in trials}) > 1 or len(trials) == 1 and p in trials[0].params]
 
 
 def budget_plot(curves: dict[str, list], metric: str, lower: bool, path: Path) -> Path | None:

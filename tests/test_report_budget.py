@@ -31,6 +31,8 @@ def test_each_arm_has_its_winner_its_budget_curve_and_its_failed_trials_left_out
     section = budget.tuning_section("sqlite:///x.db", "t", confirmed, tmp_path)
     winners, curves = section.tables
     a, b = winners.rows
+    shown = [c.key for c in winners.columns]
+    assert "g_lr" in shown and "d_lr" not in shown  # the settings searched: those that differ between trials
     assert (a["winner"], a["value"], a["g_lr"], a["confirmed"]) == ("t001", 0.10, 2e-4, 2)
     assert (b["trials"], b["finished"], b["failed"], b["winner"], b["confirmed"]) == (3, 2, 1, "t001", 0)
     assert a["share"] == pytest.approx(1 / 3) and b["share"] == 1.0  # 0.11 and 0.12 are within 10% of 0.11
