@@ -75,7 +75,7 @@ def postgres_url() -> str:
 
 # --- a tiny CIFAR-10 stand-in, for tests that need images but not CIFAR-10's content ---
 
-def write_tiny_cifar10(root: Path, train_per_class: int = 130, test_per_class: int = 40) -> dict[str, str]:
+def write_tiny_cifar10(root: Path, train_per_class: int = 130, test_per_class: int = 100) -> dict[str, str]:
     """Write ``root/cifar-10-batches-py/`` in CIFAR-10's own format (pickled dicts with
     ``b"data"`` uint8 (N, 3072) channel-major, ``b"labels"``, ``b"filenames"``,
     ``b"batch_label"``; five train batches, a test batch and ``batches.meta``) holding
@@ -120,7 +120,7 @@ def _tiny_cifar10(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
 def cifar10_root(_tiny_cifar10: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data root holding CIFAR-10 for tests that need images but not CIFAR-10's content:
     the real one when ``$HARNESS_DATA_DIR`` has it, else a tiny stand-in in its format
-    (130 train and 40 test images per class, its md5s accepted for this test only;
+    (130 train and 100 test images per class, its md5s accepted for this test only;
     ``$HARNESS_DATA_DIR`` points at it for this test). Tests of the real content
     (checksums, class counts) take ``data_root`` and skip without it."""
     root = Path(os.environ["HARNESS_DATA_DIR"])

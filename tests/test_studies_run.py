@@ -50,7 +50,7 @@ def check_agreement(study: optuna.Study, uri: str, parent_run_id: str) -> None:
             assert trial.value == pytest.approx(fid[2])
 
 
-def test_study_prunes_resumes_and_matches_mlflow(tracking_uri, data_root, tiny_backbone, tmp_path):
+def test_study_prunes_resumes_and_matches_mlflow(tracking_uri, cifar10_root, tiny_backbone, tmp_path):
     first = run_study(tiny(tracking_uri, trials=4), log=lambda *_: None)
     assert first["study"] == "horses-animals_baseline" and first["trials"] == 4
 
@@ -97,7 +97,7 @@ def test_two_workers_share_one_postgres_study(postgres_url, tracking_uri, data_r
     check_agreement(study, tracking_uri, summary["parent_run_id"])
 
 
-def test_the_study_command_runs_a_study_from_its_flags(tracking_uri, data_root, tiny_backbone, tmp_path, capsys):
+def test_the_study_command_runs_a_study_from_its_flags(tracking_uri, cifar10_root, tiny_backbone, tmp_path, capsys):
     code = cli.main(["study", "--variant", "animals_baseline", "--dataset", "horses", "--trials", "1",
                      "--max-images", "64", "--width", "0.125", "--eval-every", "1", "--eval-samples", "64",
                      "--backbone", "cifar10_classifier", "--xla", "off", "--param", "epochs=1",
