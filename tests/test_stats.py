@@ -158,7 +158,17 @@ def _classes(seed=1, effect=0.8, seeds=5):
     return arm, base
 
 
-def test_pooled_weighs_classes_equally_and_tests_all_pairs():
+def _stratified_t(d_by_class, margin=0.10):
+    """The stratified t written out independently: Welch-Satterthwaite over per-class variances."""
+    c = len(d_by_class)
+    terms = [np.var(d, ddof=1) / len(d) / c ** 2 for d in d_by_class]
+    se = np.sqrt(sum(terms))
+    df = sum(terms) ** 2 / sum(t ** 2 / (len(d) - 1) for t, d in zip(terms, d_by_class))
+    est = np.mean([np.mean(d) for d in d_by_class])
+    return est, se, df
+
+
+def test_pooled_weighs_classes_equally_and_blocks_by_class():
     arm, base = _classes()
     arm["car"] = {s: v for s, v in list(arm["car"].items())[:3]}  # unequal seeds per class...
     base["car"] = {s: v for s, v in list(base["car"].items())[:3]}
@@ -167,11 +177,38 @@ def test_pooled_weighs_classes_equally_and_tests_all_pairs():
          / np.mean(list(base[c].values())) for c in base}
     assert result.n == 13 and result.classes == 3 and result.verdict == "better"
     assert result.mean_change == pytest.approx(np.mean([v.mean() for v in d.values()]))  # class means, equal weight
-    all_d = np.concatenate(list(d.values()))
-    assert result.p_difference == pytest.approx(stats.ttest_1samp(all_d, 0).pvalue, rel=1e-9)
+    est, se, df = _stratified_t(list(d.values()))
+    assert result.p_difference == pytest.approx(2 * stats.t.sf(abs(est) / se, df), rel=1e-9)
+    half = stats.t.ppf(0.975, df) * se
+    assert (result.ci_low, result.ci_high) == pytest.approx((est - half, est + half))
     assert result.ci_low < result.mean_change < result.ci_high < 0
-    again = compare_pooled(arm, base, lower_is_better=True, **LABELS)
-    assert (again.ci_low, again.ci_high) == (result.ci_low, result.ci_high)  # fixed bootstrap seed
+
+
+def test_pooled_over_one_class_is_the_paired_t_test():
+    arm, base = _classes()
+    one = compare_pooled({"cat": arm["cat"]}, {"cat": base["cat"]}, lower_is_better=True, **LABELS)
+    paired = compare_paired(arm["cat"], base["cat"], lower_is_better=True, **LABELS)
+    assert one.p_difference == pytest.approx(paired.p_difference, rel=1e-9)
+    assert one.p_equivalence == pytest.approx(paired.p_equivalence, rel=1e-9)
+    assert (one.ci_low, one.ci_high) == pytest.approx((paired.ci_low, paired.ci_high), rel=1e-9)
+
+
+def test_the_pooled_interval_excludes_zero_only_when_the_test_rejects():
+    # Three seeds per class, as in the published pilot: a percentile bootstrap over so few
+    # seeds gave an interval excluding 0 beside p = 0.23; the stratified t cannot disagree.
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        base = {c: {s: 100.0 + rng.normal(0, 10) for s in range(3)} for c in ("horses", "birds")}
+        arm = {c: {s: v * (1 + rng.normal(-0.03, 0.08)) for s, v in runs.items()} for c, runs in base.items()}
+        r = compare_pooled(arm, base, lower_is_better=True, **LABELS)
+        assert (r.ci_high < 0 or r.ci_low > 0) == (r.p_difference < 0.05), trial
+
+
+def test_pooled_with_one_seed_in_a_class_is_inconclusive():
+    arm, base = _classes()
+    arm["cat"], base["cat"] = {0: arm["cat"][0]}, {0: base["cat"][0]}
+    result = compare_pooled(arm, base, lower_is_better=True, expected_pairs=11, **LABELS)
+    assert result.verdict == "inconclusive" and "fewer than 2" in result.reason and result.p_difference is None
 
 
 def test_pooled_with_a_missing_class_is_inconclusive():

@@ -14,12 +14,15 @@ seeds)|`` (a fraction of the base's value; see :mod:`.normalise`). Then:
   the unadjusted difference test rejects.
 
 Pooled over classes (:func:`compare_pooled`) every class is normalised by its
-own base mean; the t-test and TOST run over all normalised pairs together (a
-class with more seeds weighs more in them), while the reported change is the
-mean over classes of each class's mean d (each class weighs the same), with a
-class-stratified percentile bootstrap interval (seeds resampled within classes;
-the class's base mean is held fixed, as in the tests). With equal seeds per class
-the two means are the same number.
+own base mean and is a block: the estimate is the mean over classes of each
+class's mean d (each class weighs the same), and its standard error comes from
+the spread of d within each class only, sum(s_c^2 / n_c) / C^2, with
+Welch-Satterthwaite degrees of freedom (a stratified t). The t-test, TOST and
+(1 - alpha) interval all use that one statistic, so the interval excludes 0
+exactly when the unadjusted test rejects; with one class it is the paired
+t-test above. Differences between classes in how large the effect is are not
+noise here (each class is compared with itself). A class with fewer than two
+pairs has no spread and makes the pooled comparison inconclusive.
 
 The verdict comes from the tests alone, at ``alpha``: adjusted p_difference <
 alpha → "better" or "worse" (by the sign of the mean and ``lower_is_better``);
@@ -38,7 +41,6 @@ from collections.abc import Mapping
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.stats.aggregates import stratified_bootstrap_ci
 from harness.stats.normalise import Runs, base_scale_problem, pair_up
 
 VERDICTS = ("better", "worse", "equivalent", "inconclusive")
@@ -131,6 +133,27 @@ def difference_tests(d: np.ndarray, margin: float, alpha: float) -> Tests:
     return Tests(n, mean, mean - half, mean + half, p_difference, p_equivalence)
 
 
+def stratified_tests(d_by_class: list[np.ndarray], margin: float, alpha: float) -> Tests:
+    """The stratified t-test, TOST and t-interval of the mean over classes of each class's mean
+    difference (every class with >= 2 differences; the rule in the module docstring)."""
+    from scipy import stats
+
+    c = len(d_by_class)
+    means = np.array([float(np.mean(d)) for d in d_by_class])
+    shares = np.array([float(np.var(d, ddof=1)) / len(d) / c ** 2 for d in d_by_class])  # var of each term
+    estimate, variance = float(means.mean()), float(shares.sum())
+    if not variance > 0:
+        return Tests(sum(len(d) for d in d_by_class), estimate, None, None, None, None)
+    se = math.sqrt(variance)
+    df = variance ** 2 / float(sum(share ** 2 / (len(d) - 1) for share, d in zip(shares, d_by_class)))
+    half = float(stats.t.ppf(1 - alpha / 2, df)) * se
+    p_difference = float(2 * stats.t.sf(abs(estimate) / se, df))
+    # TOST: mean > -margin and mean < +margin, each one-sided at the same t; the larger p counts.
+    p_equivalence = float(max(stats.t.sf((estimate + margin) / se, df), stats.t.cdf((estimate - margin) / se, df)))
+    return Tests(sum(len(d) for d in d_by_class), estimate, estimate - half, estimate + half, p_difference,
+                 p_equivalence)
+
+
 def decide(p_adjusted: float | None, p_equivalence: float | None, direction: float | None, margin: float,
            alpha: float, lower_is_better: bool) -> tuple[str, str]:
     """The verdict and its reason from the tests alone (rule in the module docstring)."""
@@ -204,16 +227,14 @@ def compare_paired(arm_values: Runs, base_values: Runs, *, arm: str, base: str, 
 
 def compare_pooled(arm_by_class: Mapping[str, Runs], base_by_class: Mapping[str, Runs], *, arm: str, base: str,
                    metric: str, lower_is_better: bool, margin: float = 0.10, alpha: float = 0.05,
-                   expected_pairs: int | None = None, reps: int = 2000, seed: int = 0,
-                   scope: str = "") -> Comparison:
+                   expected_pairs: int | None = None, scope: str = "") -> Comparison:
     """Compare an arm with a base over several classes, runs paired by (class, seed).
 
     ``arm_by_class`` and ``base_by_class`` map each class to its runs, as
     :func:`compare_paired` takes them; a class only one side has counts as missing
     runs. ``expected_pairs`` is the plan's total over all classes (default: every
-    (class, seed) either side names). ``reps`` and ``seed`` drive the stratified
-    bootstrap of the interval. Returns a :class:`Comparison` whose ``mean_change``
-    weighs classes equally; what is tested is in the module docstring.
+    (class, seed) either side names). Returns a :class:`Comparison` whose
+    ``mean_change`` weighs classes equally; what is tested is in the module docstring.
     """
     _check(margin, alpha, expected_pairs)
     classes = sorted(set(arm_by_class) | set(base_by_class), key=str)
@@ -234,16 +255,11 @@ def compare_pooled(arm_by_class: Mapping[str, Runs], base_by_class: Mapping[str,
     if reason:
         return _refused(common, n, expected, reason)
     d_by_class = {c: (a - b) / abs(float(b.mean())) for c, (a, b) in pairs.items()}
-    tests = difference_tests(np.concatenate(list(d_by_class.values())), margin, alpha)
-    direction = tests.mean if tests.p_difference is not None else None
-    verdict, why = decide(tests.p_difference, tests.p_equivalence, direction, margin, alpha, lower_is_better)
-    mean_of_means = float(np.mean([d.mean() for d in d_by_class.values()]))
-    ci_low = ci_high = None
-    if tests.p_difference is not None:
-        interval = stratified_bootstrap_ci(d_by_class, lambda s: float(np.mean([v.mean() for v in s.values()])),
-                                           reps=reps, alpha=alpha, seed=seed)
-        ci_low, ci_high = interval.low, interval.high
-    return Comparison(n=n, expected=expected, mean_change=mean_of_means, ci_low=ci_low, ci_high=ci_high,
+    if min(len(d) for d in d_by_class.values()) < 2:
+        return _refused(common, n, expected, "a class has fewer than 2 complete pairs, so its spread is unknown")
+    tests = stratified_tests(list(d_by_class.values()), margin, alpha)
+    verdict, why = decide(tests.p_difference, tests.p_equivalence, tests.mean, margin, alpha, lower_is_better)
+    return Comparison(n=n, expected=expected, mean_change=tests.mean, ci_low=tests.ci_low, ci_high=tests.ci_high,
                       p_difference=tests.p_difference, p_adjusted=tests.p_difference,
                       p_equivalence=tests.p_equivalence, verdict=verdict, reason=why, direction=tests.mean,
                       **common)
