@@ -205,12 +205,11 @@ def _table(name: str, title: str, comparisons: list[Comparison], note: str, empt
 
 
 NOTE = ("change: the mean paired difference (arm - base) as a percent of the base's mean on the class (pooled: the "
-        "mean over classes of each class's mean); CI: t interval within a class, class-stratified bootstrap pooled; "
-        "p: paired t-test; TOST p: equivalence within ±{margin:g}%. Verdict from the tests alone at alpha "
-        "{alpha:g}: better/worse when the (Holm) p < alpha, else equivalent when TOST p < alpha, else "
-        "inconclusive. Lower is better for KID and FID; IS is not compared (no direction for one class). With "
-        "few seeds per class the pooled bootstrap interval can be narrower than the t-test implies (a resample "
-        "of 3 runs has few distinct values): the verdict follows the tests, not the interval.")
+        "mean over classes of each class's mean); p: paired t-test within a class; pooled: a stratified t with "
+        "classes as blocks (variance from the spread within each class, Welch-Satterthwaite degrees of freedom); "
+        "CI: the t interval of that same test; TOST p: equivalence within ±{margin:g}%. Verdict from the tests "
+        "alone at alpha {alpha:g}: better/worse when the (Holm) p < alpha, else equivalent when TOST p < alpha, "
+        "else inconclusive. Lower is better for KID and FID; IS is not compared (no direction for one class).")
 
 
 def profile_figure(v: Verdicts, folder) -> Figure | None:
