@@ -152,9 +152,9 @@ def pooled_table(runs: list[RunRecord], metric: str = "fid", alpha: float = 0.05
         note=(f"The same one-axis change on every class that ran it with the same setting and evaluation, "
               f"its runs paired by (class, seed); pairs: all such pairs, classes: how many classes gave them. "
               f"Each pair counts as its difference over the 'from' mean of its class, so no class's scale "
-              f"decides; change % = the mean over classes of each class's mean change, its CI a class-"
-              f"stratified bootstrap at {LEVEL:.0%}; the t-test and TOST (±{100 * MARGIN:g}%) run over all "
-              f"pairs. Holm p adjusts the t-test p over the rows of this table (a family apart from the "
+              f"decides; change % = the mean over classes of each class's mean change; the t-test, its "
+              f"{LEVEL:.0%} CI and TOST (±{100 * MARGIN:g}%) are one stratified t, classes as blocks "
+              f"(variance from the spread within each class). Holm p adjusts the t-test p over the rows of this table (a family apart from the "
               f"per-class table). {_RULE.format(alpha=alpha)} The result holds for these classes on average, "
               f"not for other classes; a change that helps one class and hurts another can pool to no effect "
               f"(the per-class column and table show it)."),
