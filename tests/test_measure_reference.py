@@ -60,6 +60,25 @@ def test_more_samples_than_the_floor_has_is_refused_naming_both(graph_file, tmp_
                        log=lambda *_: None)
 
 
+def test_floors_are_computed_once_per_reference_and_n(graph_file, tmp_path, monkeypatch):
+    from harness.measure import evaluator as evaluation
+
+    rng = np.random.default_rng(1)
+    reference, train = (rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8) for n in (40, 60))
+    made = dict(dataset_key="t", reference_images=reference, n_samples=30, backbone="inception",
+                inception_path=str(graph_file), cache_dir=tmp_path, floor_images=train, log=lambda *_: None)
+    first = make_evaluator(**made).floors
+    calls = []
+    original = evaluation.Evaluator.floor_values
+    monkeypatch.setattr(evaluation.Evaluator, "floor_values", lambda self, real: calls.append(real) or original(self, real))
+    assert make_evaluator(**made).floors == pytest.approx(first) and not calls  # read, not computed
+    for cached in tmp_path.rglob("*.floors-*.json"):
+        cached.write_text("{not json")  # a damaged file is computed again
+    assert make_evaluator(**made).floors == pytest.approx(first) and len(calls) == 1
+    assert make_evaluator(**{**made, "n_samples": 20}).floors != first and len(calls) == 2  # another N
+    assert set(first) >= {"fid_floor", "kid_floor"}
+
+
 def test_a_short_run_draws_curves_above_its_floor(cifar10_root, graph_file, tracking_uri, tmp_path, monkeypatch):
     from harness.config import RunConfig
     from harness.store import tracking

@@ -27,6 +27,9 @@ them to mean much.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -97,7 +100,7 @@ def make_evaluator(*, dataset_key: str, reference_images: np.ndarray, n_samples:
     if floor_images is not None:
         floor = reference_stats(net, floor_key or f"{dataset_key}:floor", np.asarray(floor_images)[:n_samples],
                                 cache_dir, log=log)
-        evaluator.floors = evaluator.floor_values(floor)
+        evaluator.floors = cached_floors(evaluator, floor)
         log("floor (real training images against the reference): " + ", ".join(
             f"{k.removesuffix('_floor')} {v:.4g}" for k, v in evaluator.floors.items()))
     return evaluator
@@ -232,3 +235,22 @@ class Evaluator:
             return ""
         return (f"P {scores['precision']:.3f}  R {scores['recall']:.3f}  D {scores['density']:.3f}  "
                 f"C {scores['coverage']:.3f}  ")
+
+
+def cached_floors(evaluator: Evaluator, real: ReferenceStats) -> dict[str, float]:
+    """``evaluator.floor_values(real)``, read from beside the real images' cached features when an
+    earlier run computed them: the same reference and real features give the same floors, and a
+    5,000-against-1,000 KID costs seconds at every run's start otherwise."""
+    key = json.dumps([evaluator.reference.path.name, real.n, evaluator.curve_samples, evaluator.with_prdc,
+                      K_FIDELITY, K_DENSITY])
+    path = real.path.with_name(f"{real.path.stem}.floors-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json")
+    if path.is_file() and not real.computed and not evaluator.reference.computed:
+        try:
+            return {k: float(v) for k, v in json.loads(path.read_text()).items()}
+        except (OSError, ValueError, AttributeError):
+            pass  # a damaged file is computed again and replaced
+    floors = evaluator.floor_values(real)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(floors))
+    os.replace(partial, path)
+    return floors
