@@ -250,7 +250,7 @@ def _nearest_grids(tracking_uri: str, groups, folder: Path, tmp: Path) -> list[t
         for run in runs:
             got = collect.download(tracking_uri, run, NEAREST_ARTIFACT, tmp / run.run_id)
             if got is not None:
-                path = folder / f"nearest_{_slug(label)}.png"
+                path = folder / f"nearest-{_slug(label).replace('_', '-')}.png"  # no "_" in TeX paths
                 path.write_bytes(got.read_bytes())
                 found.append((label, run, path))
                 break

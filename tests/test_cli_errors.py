@@ -37,7 +37,7 @@ CASES = {
     "unknown_command": (["trian"], 2, ["invalid choice: 'trian'", "--help"]),
     "unknown_flag": (RUN + ["--learning-rate", "0.1"], 2,
                      ["unrecognized arguments: --learning-rate 0.1", "run --help"]),
-    "negative_lr": (RUN + ["--g-lr", "-0.0002"], 2, ["--g-lr", "-0.0002 must be greater than 0"]),
+    "negative_lr": (RUN + ["--g-lr", "-0.0002"], 2, ["--g-lr", "-0.0002 must be in (0, 1]"]),
     "zero_epochs": (_replace(RUN, "--epochs", "0"), 2, ["--epochs 0 must be a positive whole number"]),
     "negative_seed": (RUN + ["--seed", "-1"], 2, ["--seed -1 must be in [0, 4294967296)"]),
     "long_experiment": (RUN + ["--experiment", "e" * 20000], 2,

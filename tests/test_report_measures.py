@@ -55,6 +55,6 @@ def test_the_report_draws_curves_and_shows_one_memorisation_grid_per_arm(tmp_pat
     text = (out / "report.md").read_text()
     assert "Memorisation check: animals_baseline" in text and "Memorisation check: bn" in text
     for variant, colour in (("animals_baseline", 40), ("bn", 200)):
-        assert np.asarray(Image.open(out / "plots" / f"nearest_{variant}.png"))[0, 0, 0] == colour
+        assert np.asarray(Image.open(out / "plots" / f"nearest-{variant.replace('_', '-')}.png"))[0, 0, 0] == colour
     assert (out / "plots" / "kid.png").is_file()
     assert NEAREST_ARTIFACT == "nearest/final.png"

@@ -34,19 +34,19 @@ def check_agreement(study: optuna.Study, uri: str, parent_run_id: str) -> None:
     """Every trial finished, has exactly one child run, and both sides say the same."""
     client = tracking.client(uri)
     children = tracking.find_runs(uri, "horses", tags={"mlflow.parentRunId": parent_run_id})
-    by_number = {int(r.data.tags["optuna.trial_number"]): r for r in children}
+    by_number = {int(r.tags["optuna.trial_number"]): r for r in children}
     assert len(by_number) == len(children) == len(study.trials)
     for trial in study.trials:
         run = by_number[trial.number]
-        assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
-        assert run.data.tags["optuna.trial_state"] == STATE_TAG[trial.state]
-        assert run.info.status == RUN_STATUS[trial.state]
-        assert float(run.data.params["g_lr"]) == pytest.approx(trial.params["g_lr"])
-        assert float(run.data.params["d_beta_1"]) == pytest.approx(trial.params["beta_1"])
-        kid = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "kid")}
+        assert trial.user_attrs["mlflow_run_id"] == run.run_id
+        assert run.tags["optuna.trial_state"] == STATE_TAG[trial.state]
+        assert run.status == RUN_STATUS[trial.state]
+        assert float(run.params["g_lr"]) == pytest.approx(trial.params["g_lr"])
+        assert float(run.params["d_beta_1"]) == pytest.approx(trial.params["beta_1"])
+        kid = {m.step: m.value for m in client.get_metric_history(run.run_id, "kid")}
         assert kid == pytest.approx(trial.intermediate_values)  # the pruner's: KID at every evaluation
         if trial.state == TrialState.COMPLETE:
-            fid = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "fid")}
+            fid = {m.step: m.value for m in client.get_metric_history(run.run_id, "fid")}
             assert trial.value == pytest.approx(fid[2])
 
 

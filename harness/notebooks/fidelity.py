@@ -23,7 +23,7 @@ difference; else "inconclusive". Not finding a difference is not agreement:
 only "equivalent" says the loops train alike, and with few seeds most values
 stay inconclusive (hence at least 5 seeds by default).
 
-Where the loops can differ by construction (documented in the README):
+Where the loops can differ by construction (documented in reports/fidelity/README.md):
 
 - Keras 3 reads ``trainable`` when a step is first traced, not at compile:
   the notebooks' code trains D in the combined update unless D is frozen
