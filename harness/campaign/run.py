@@ -23,6 +23,7 @@ from harness.train import run as train
 from harness.train.progress import duration
 from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG, Cell, Plan
 from harness.store import schema
+from harness.store.schema import SEARCH_SUFFIX
 from harness.campaign.groups import write_seed_groups
 from harness.campaign.queue import CellQueue
 from harness.campaign.state import (SUPERSEDED_TAG, CellState, cell_states, eta_seconds,
@@ -96,7 +97,8 @@ def run_campaign(plan: Plan, options: Options, log=print) -> Outcome:
                 outcome.failed_workers = _start_workers(plan, options, log)
             else:
                 work(plan, options, outcome, log)
-            write_seed_groups(plan, uri)  # mean, std and interval over seeds per arm, for the MLflow UI
+            if not plan.name.endswith(SEARCH_SUFFIX):  # a search's trials are no seeds of one setting
+                write_seed_groups(plan, uri)  # mean, std and interval over seeds per arm, for the MLflow UI
         finally:
             tracking.RunLogger(uri, parent).end("FINISHED", best_effort=True)
         return outcome
