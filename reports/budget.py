@@ -24,8 +24,15 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.stats import expected_best, share_within
 from harness.stats.design import lower_is_better
-from harness.store.schema import (CAMPAIGN_TAG, CELL_TAG, SEARCH_SUFFIX, SUPERSEDED_TAG, TRIAL_TAG,
-                                  TUNING_METRIC_TAG, WINNER_TAG)
+from harness.store.schema import (
+    CAMPAIGN_TAG,
+    CELL_TAG,
+    SEARCH_SUFFIX,
+    SUPERSEDED_TAG,
+    TRIAL_TAG,
+    TUNING_METRIC_TAG,
+    WINNER_TAG,
+)
 from reports import collect, plots
 from reports.collect import RunRecord
 from reports.render import Figure, Section

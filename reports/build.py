@@ -20,8 +20,19 @@ from harness.measure.memorisation import NEAREST_ARTIFACT
 from reports import budget, collect, plots, render, runs_csv, study_store, verdicts
 from reports.ablation import ablation_table, pooled_table
 from reports.campaign import Campaign, read_campaign, scope
-from reports.tables import (Selection, Table, by_evaluation, evaluations_table, excluded_table, group_runs,
-                            runs_table, select, study_tables, variant_tables, warnings_of)
+from reports.tables import (
+    Selection,
+    Table,
+    by_evaluation,
+    evaluations_table,
+    excluded_table,
+    group_runs,
+    runs_table,
+    select,
+    study_tables,
+    variant_tables,
+    warnings_of,
+)
 
 STRIP_FRAMES = 4  # sample grids per variant in the progression strip
 # Metrics drawn per evaluation besides FID, with how to read them.

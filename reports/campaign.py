@@ -15,11 +15,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.errors import TrackingError, unknown_name
+from harness.measure.provenance import MIN_TEST_ACCURACY
 from harness.store import schema, tracking
 from harness.store.schema import CAMPAIGN_TAG as TAG
 from harness.store.schema import CELL_TAG, SUPERSEDED_TAG
-from harness.errors import TrackingError, unknown_name
-from harness.measure.provenance import MIN_TEST_ACCURACY
 from reports import collect
 from reports.collect import PARENT_TAG, RunRecord
 from reports.render import Section

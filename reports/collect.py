@@ -12,11 +12,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.store import schema, tracking
-from harness.store.sqlite import check_store_to_read
-from harness.store.schema import BACKBONE_EXPERIMENT
 from harness.errors import TrackingError, unknown_name
 from harness.measure.provenance import describe, eval_key, quality_warning
+from harness.store import schema, tracking
+from harness.store.schema import BACKBONE_EXPERIMENT
+from harness.store.sqlite import check_store_to_read
 from variants.spec import AXES, VariantSpec
 
 # Params that must be equal for two runs to count as the same setting: every

@@ -13,8 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.store.schema import SEED_GROUP_TAG, SUPERSEDED_TAG
 from harness.measure.provenance import EVAL_PARAMS, MIN_TEST_ACCURACY, quality_warning
+from harness.store.schema import SEED_GROUP_TAG, SUPERSEDED_TAG
 from reports.collect import RunRecord
 from reports.study_store import StudyRecord
 

@@ -23,16 +23,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.stats import (Comparison, adjust_family, compare_paired, compare_pooled, iqm, normalise_by_base,
-                           probability_of_improvement, sd_from_pilot, stratified_bootstrap_ci)
 from harness.errors import ConfigError
+from harness.stats import (
+    Comparison,
+    adjust_family,
+    compare_paired,
+    compare_pooled,
+    iqm,
+    normalise_by_base,
+    probability_of_improvement,
+    sd_from_pilot,
+    stratified_bootstrap_ci,
+)
 from harness.stats.design import Hypotheses, lower_is_better
 from harness.stats.plan_power import power_lines
-from variants.control import find_control
 from reports import plots
 from reports.collect import RunRecord
 from reports.render import Figure, Section
 from reports.tables import Column, Table
+from variants.control import find_control
 
 COMPARED = ("kid", "fid")  # compared when logged, besides the declared metrics
 

@@ -17,11 +17,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from harness.store import tracking
-from harness.train import run as train
 from harness.config import RunConfig
 from harness.errors import TrainingFailed
 from harness.measure.provenance import DESCRIPTION_PARAMS, EVAL_PARAMS
+from harness.store import tracking
+from harness.train import run as train
 from studies import space as spaces
 from studies.storage import worker_id
 

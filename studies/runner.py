@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.store import tracking
 from harness.data import load_dataset
 from harness.errors import ConfigError
 from harness.measure.backbones import load_backbone
+from harness.store import tracking
 from harness.store.urls import redact
 from studies import record
 from studies import storage as storages

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.config import RunConfig
 from harness.store import tracking
 from harness.train import run as train
-from harness.config import RunConfig
 from harness.train.gan import TRAIN_METRICS
 
 # harness.train.run.run logs these beside the GAN's own metrics, every epoch.

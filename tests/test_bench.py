@@ -78,8 +78,8 @@ def test_the_table_has_a_row_per_variant_and_the_pytorch_columns_when_timed():
 
 
 def test_a_python_without_the_reference_is_a_clear_error():
-    from harness.notebooks.bench import TorchReference
     from harness.errors import ConfigError
+    from harness.notebooks.bench import TorchReference
 
     with pytest.raises(ConfigError, match="cannot be started"):
         TorchReference("/nonexistent/python", "animals_baseline", 4)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.train import checkpoints
-from harness.store import tracking
 from harness.campaign.plan import load_plan
 from harness.campaign.state import SUPERSEDED_TAG
+from harness.store import tracking
+from harness.train import checkpoints
 
 pytestmark = pytest.mark.slow
 

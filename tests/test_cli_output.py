@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from harness.train import run as train
 from harness.config import RunConfig
 from harness.data.dataset import Dataset
+from harness.train import run as train
 from studies.settings import StudySettings
 from variants import resolve
 

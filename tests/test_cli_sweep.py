@@ -52,8 +52,8 @@ def _cases() -> list[tuple[str, str]]:
 @pytest.fixture
 def stopped(monkeypatch: pytest.MonkeyPatch, tmp_path):
     """A closed tracking port, an empty data root, and no benchmark, fidelity or backbone training."""
-    import harness.measure.backbone_training
     import harness.commands.notebooks
+    import harness.measure.backbone_training
 
     def stop(*args, **kwargs):
         raise DataError("stopped before any work (test)")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from harness import cli
-from harness.generators import files as external
-from harness.store import tracking
 from harness.errors import ConfigError
+from harness.generators import files as external
 from harness.generators.export import export_generator, format_for
+from harness.store import tracking
 from variants import resolve
 from variants.builders import build_generator
 

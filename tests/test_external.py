@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from harness import cli
+from harness.errors import ConfigError
 from harness.generators import files as external
 from harness.store import tracking
-from harness.errors import ConfigError
 from variants import resolve
 from variants.builders import build_discriminator, build_generator
 

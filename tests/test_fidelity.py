@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from harness import cli
-from harness.notebooks.reference_loop import NotebookTrainer
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.notebooks.fidelity import FidelitySettings, equivalence, notebook_presets
+from harness.notebooks.reference_loop import NotebookTrainer
 from variants import resolve
 
 BATCH = 8

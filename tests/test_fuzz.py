@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import cli
-from harness.train import run as train
 from harness.errors import ConfigError, DataError, HarnessError, describe_os_error
+from harness.train import run as train
 from variants import PRESETS, TOKENS, VariantSpec, resolve
 
 # Command-line arguments cannot hold NUL bytes: the OS would never pass one.

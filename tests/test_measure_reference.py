@@ -8,11 +8,12 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
+from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
+
 from harness.errors import ConfigError  # noqa: E402
 from harness.measure.backbones import inception  # noqa: E402
 from harness.measure.evaluator import make_evaluator  # noqa: E402
 from harness.measure.real_images import real_images  # noqa: E402
-from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
 
 
 @pytest.fixture

@@ -9,11 +9,12 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
+
 from harness.errors import ConfigError  # noqa: E402
 from harness.measure import fid, inception_score, kid  # noqa: E402
 from harness.measure.backbones import inception, load_backbone  # noqa: E402
 from harness.measure.evaluator import EVAL_PARAMS, make_evaluator  # noqa: E402
-from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
 
 LATENT, SIZE = 4, 8
 KEYS = {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "density", "coverage", "feature_img_s",

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.measure.provenance import (EVAL_PARAMS, MIN_TEST_ACCURACY, BackboneIdentity, describe, eval_key,
-                                        quality_warning)
+from harness.measure.provenance import (
+    EVAL_PARAMS,
+    MIN_TEST_ACCURACY,
+    BackboneIdentity,
+    describe,
+    eval_key,
+    quality_warning,
+)
 
 MD5 = "0123456789abcdef0123456789abcdef"
 

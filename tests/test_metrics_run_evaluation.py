@@ -7,10 +7,11 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from harness.errors import ConfigError, TrackingError  # noqa: E402
-from harness.measure.backbones import inception  # noqa: E402
-from harness.generators.scoring import _check_same_evaluation, evaluate_run  # noqa: E402
 from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
+
+from harness.errors import ConfigError, TrackingError  # noqa: E402
+from harness.generators.scoring import _check_same_evaluation, evaluate_run  # noqa: E402
+from harness.measure.backbones import inception  # noqa: E402
 
 LATENT = 4
 
@@ -18,9 +19,9 @@ LATENT = 4
 @pytest.fixture
 def finished_run(tracking_uri, cifar10_root, tmp_path, monkeypatch):
     """A run logged the way `harness run` logs one: config, data params, epochs, the generator."""
-    from harness.store import tracking
     from harness.config import RunConfig
     from harness.data import load_dataset
+    from harness.store import tracking
 
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     config = RunConfig(variant="animals_baseline", dataset="cifar10:horses", epochs=2, max_images=64,

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from run_metrics import die_before_logging, each_metric_at, logged_epochs
 
-from harness.train import checkpoints
-from harness.train import run as train
 from harness.config import RunConfig
 from harness.errors import ConfigError, HarnessError
-from run_metrics import die_before_logging, each_metric_at, logged_epochs
+from harness.train import checkpoints
+from harness.train import run as train
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from run_metrics import die_before_logging
 
-from harness.train import checkpoints
-from harness.store import tracking
-from harness.train import run as train
 from harness.config import RunConfig
 from harness.data import decode, load_dataset
 from harness.errors import HarnessError, TrackingError, describe_os_error
-from run_metrics import die_before_logging
+from harness.store import tracking
+from harness.train import checkpoints
+from harness.train import run as train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -308,8 +308,8 @@ def test_every_os_error_description_is_one_line_naming_the_path():
 
 def test_a_nan_after_resuming_from_a_damaged_checkpoint_names_the_checkpoint_kept(store_copy, tmp_path,
                                                                                cifar10_root, monkeypatch):
-    from harness.train.callbacks import NonFiniteGuard
     from harness.errors import TrainingFailed
+    from harness.train.callbacks import NonFiniteGuard
 
     config, run_id, folder = _crashed_run(store_copy, tmp_path)
     (folder / "epoch-0002.npz").write_bytes(b"damaged")  # the resume falls back to epoch 1

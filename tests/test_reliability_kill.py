@@ -19,11 +19,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from run_metrics import each_metric_at, logged_epochs
 
 from harness import cli
-from harness.train import checkpoints
 from harness.store import tracking
-from run_metrics import each_metric_at, logged_epochs
+from harness.train import checkpoints
 
 pytestmark = pytest.mark.slow
 

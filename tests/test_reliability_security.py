@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from harness import cli
-from harness.train import checkpoints
 from harness.data import cifar10
 from harness.errors import DataError
+from harness.train import checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("harness", "variants", "studies", "reports")

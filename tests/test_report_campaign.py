@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.store import tracking
 from harness.campaign.plan import CELL_TAG, HASH_TAG, load_plan
 from harness.campaign.run import PARENT_EXPERIMENT, open_parent
 from harness.campaign.state import SUPERSEDED_TAG
 from harness.cli import main
+from harness.store import tracking
 from reports.campaign import Campaign, scope, settings_md5
 from reports.collect import PARENT_TAG, RunRecord
 from variants import resolve

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import use_tiny_cifar10
 
 from harness.cli import main
 from harness.measure.provenance import eval_key
 from reports.collect import RunRecord
 from reports.tables import Column, Table, select, variant_tables
 from variants.spec import AXES, VariantSpec
-from conftest import use_tiny_cifar10
 
 VARIANTS = ("animals_baseline", "bn")  # differ in the batchnorm axis only
 DATASETS = ("horses", "cats")
@@ -31,8 +31,8 @@ EVAL_KEYS = ("fid", "kid", "is", "real_acc", "fake_acc", "images_per_s")
 
 # --- the store -------------------------------------------------------------------------------
 def _train_store(folder: Path, uri: str) -> dict[tuple[str, str, int], str]:
-    from harness.train import run as train
     from harness.config import RunConfig
+    from harness.train import run as train
 
     ids = {}
     for variant in VARIANTS:

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from harness import cli
-from harness.generators import sampling
 from harness.errors import ConfigError, TrackingError
+from harness.generators import sampling
 
 
 @pytest.fixture(scope="module")

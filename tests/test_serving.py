@@ -22,10 +22,18 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from harness import cli
+from harness.errors import ConfigError
 from harness.generators import sampling
 from harness.store import generator_model as serving
-from harness.errors import ConfigError
-from harness.store.model_server import MAX_BODY_BYTES, MODEL_URI_ENV, RequestCheck, check_request, create_app, serve, serve_command
+from harness.store.model_server import (
+    MAX_BODY_BYTES,
+    MODEL_URI_ENV,
+    RequestCheck,
+    check_request,
+    create_app,
+    serve,
+    serve_command,
+)
 
 STARTUP_S = 240  # the server imports TensorFlow and MLflow: slow on a busy 2-core machine
 

@@ -17,10 +17,26 @@ from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_paired
 
 from harness.errors import ConfigError
-from harness.stats import (VERDICTS, Comparison, adjust_family, can_detect, compare_paired, compare_pooled,
-                           expected_best, holm, iqm, minimum_detectable_effect, normalise_by_base, pairs_needed,
-                           performance_profile, power_of, probability_of_improvement, sd_from_pilot, share_within,
-                           stratified_bootstrap_ci)
+from harness.stats import (
+    VERDICTS,
+    Comparison,
+    adjust_family,
+    can_detect,
+    compare_paired,
+    compare_pooled,
+    expected_best,
+    holm,
+    iqm,
+    minimum_detectable_effect,
+    normalise_by_base,
+    pairs_needed,
+    performance_profile,
+    power_of,
+    probability_of_improvement,
+    sd_from_pilot,
+    share_within,
+    stratified_bootstrap_ci,
+)
 from harness.stats.paired import difference_tests
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,11 +10,11 @@ import pytest
 from optuna.trial import TrialState
 
 from harness import cli
-from harness.store import tracking
 from harness.config import RunConfig
 from harness.errors import ConfigError, TrainingFailed
-from harness.train.run import RunResult, StopRun
+from harness.store import tracking
 from harness.store.urls import redact
+from harness.train.run import RunResult, StopRun
 from studies import space as spaces
 from studies import storage as storages
 from studies.objective import Objective

@@ -3,7 +3,6 @@ study; in both, Optuna and MLflow agree trial by trial."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import optuna
@@ -11,8 +10,8 @@ import pytest
 from optuna.trial import TrialState
 
 from harness import cli
-from harness.store import tracking
 from harness.config import RunConfig
+from harness.store import tracking
 from studies import storage as storages
 from studies.runner import run_study
 from studies.settings import StudySettings

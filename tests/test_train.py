@@ -44,6 +44,7 @@ def test_step_metrics_match_numpy():
 def test_fake_acc_matches_numpy_in_mixed_mode():
     """In mixed mode the fake logits come from the same pre-update D: recompute them."""
     import keras
+
     from harness.train.gan import GAN
 
     spec = resolve("nobn_nodrop_mixed").scaled(0.125)
@@ -69,8 +70,9 @@ def _config(tracking_uri, tmp_path, **changes):
 
 def test_run_logs_everything_to_mlflow(cifar10_root, tracking_uri, tmp_path):
     import mlflow
-    from harness.train import run as train
+
     from harness.store.tracking import client
+    from harness.train import run as train
 
     result = train.run(_config(tracking_uri, tmp_path), log=lambda *_: None)
     c = client(tracking_uri)
@@ -95,10 +97,9 @@ def test_run_logs_everything_to_mlflow(cifar10_root, tracking_uri, tmp_path):
 
 
 def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(cifar10_root, tracking_uri, tmp_path, monkeypatch):
-    from harness.train import checkpoints
-    from harness.train import gan
-    from harness.train import run as train
     from harness.store.tracking import client
+    from harness.train import checkpoints, gan
+    from harness.train import run as train
 
     config = _config(tracking_uri, tmp_path, epochs=1, variant="animals_baseline")
     first = train.run(config, log=lambda *_: None)

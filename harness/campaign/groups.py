@@ -16,8 +16,15 @@ from collections import defaultdict
 
 from harness.campaign.plan import Plan
 from harness.store import schema, tracking
-from harness.store.schema import (CAMPAIGN_TAG, CELL_TAG, HASH_TAG, IN_GROUP_TAG, PARENT_RUN_TAG, SEED_GROUP_TAG,
-                                  SUPERSEDED_TAG)
+from harness.store.schema import (
+    CAMPAIGN_TAG,
+    CELL_TAG,
+    HASH_TAG,
+    IN_GROUP_TAG,
+    PARENT_RUN_TAG,
+    SEED_GROUP_TAG,
+    SUPERSEDED_TAG,
+)
 
 LEVEL = 0.95
 

@@ -29,7 +29,6 @@ from typing import Any
 
 from harness.errors import ConfigError, closest
 from harness.stats.design import DIRECTIONS, METRICS, Hypotheses, Primary, lower_is_better
-from variants import resolve
 from variants.control import control_name, same_architecture
 
 KEYS = ("base", "primary", "family", "margin", "alpha", "control", "sd_guess", "power")

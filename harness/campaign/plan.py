@@ -43,16 +43,17 @@ import dataclasses
 import functools
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from harness import flags
-from harness.config import NOT_IN_PLAN, RunConfig
-from harness.errors import ConfigError, closest
 from harness.campaign.hypotheses import read_hypotheses
 from harness.campaign.tuning import Tuning, read_tuning
+from harness.config import NOT_IN_PLAN, RunConfig
+from harness.errors import ConfigError, closest
 from harness.stats.design import Hypotheses
 from studies.best import study_best_config
 from studies.settings import default_study_name
@@ -66,7 +67,6 @@ GRID_KEYS = ("base", "axes", "tokens")
 
 from harness.store.schema import CAMPAIGN_TAG as TAG  # noqa: E402  (names kept for importers)
 from harness.store.schema import CELL_TAG, HASH_TAG, SETTINGS_TAG, settings_md5  # noqa: E402
-
 
 MAX_CELLS = 10_000  # cells a plan may have unless --max-cells says otherwise
 SECONDS_PER_CELL = 0.001  # building and checking one cell's config (measured on one shared core)

@@ -19,8 +19,8 @@ from harness.stats import sd_from_pilot
 from harness.stats.design import Hypotheses
 from harness.stats.plan_power import power_lines
 from harness.store import tracking
-from harness.store.sqlite import store_to_read
 from harness.store.schema import CAMPAIGN_TAG, SUPERSEDED_TAG
+from harness.store.sqlite import store_to_read
 
 
 def plan_power(plan: Plan) -> list[str]:

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
+from harness.store.schema import parse_storage
 from studies import storage as storages
 from studies.storage import worker_id
-from harness.store.schema import parse_storage
 
 KEY = "cell"  # the user attr holding a trial's cell key
 MAX_RETRY = 3  # a cell whose worker dies this often is left FAILED (e.g. it runs out of memory)

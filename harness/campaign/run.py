@@ -17,22 +17,20 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from harness import processes
-from harness.train import checkpoints
-from harness.store import tracking
-from harness.train import run as train
-from harness.train.progress import duration
-from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG, Cell, Plan
-from harness.store import schema
-from harness.store.schema import SEARCH_SUFFIX
 from harness.campaign.groups import write_seed_groups
+from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG, Cell, Plan
 from harness.campaign.queue import CellQueue
-from harness.campaign.state import (SUPERSEDED_TAG, CellState, cell_states, eta_seconds,
-                                    seconds_per_image_epoch, trained)
+from harness.campaign.state import SUPERSEDED_TAG, CellState, cell_states, eta_seconds, seconds_per_image_epoch, trained
 from harness.data import load_dataset
 from harness.errors import ConfigError, TrainingFailed
 from harness.measure.backbone_training import ensure_backbone
 from harness.measure.backbones import load_backbone
+from harness.store import schema, tracking
+from harness.store.schema import SEARCH_SUFFIX
 from harness.store.urls import redact
+from harness.train import checkpoints
+from harness.train import run as train
+from harness.train.progress import duration
 from studies import storage as storages
 
 PARENT_EXPERIMENT = schema.CAMPAIGN_PARENT_EXPERIMENT

@@ -19,8 +19,14 @@ from typing import Any
 from harness.campaign.plan import Cell, Plan
 from harness.store import schema, tracking
 from harness.store.schema import CAMPAIGN_TAG as TAG
-from harness.store.schema import CELL_TAG, DATA_COUNT_PARAM, EPOCHS_PARAM, SETTINGS_TAG, SUPERSEDED_TAG
-from harness.store.schema import trained  # noqa: F401  (the rule lives in the schema; the runner imports it here)
+from harness.store.schema import (
+    CELL_TAG,
+    DATA_COUNT_PARAM,
+    EPOCHS_PARAM,
+    SETTINGS_TAG,
+    SUPERSEDED_TAG,
+    trained,  # noqa: F401  (the rule lives in the schema; the runner imports it here)
+)
 from harness.store.sqlite import store_to_read
 from harness.store.tracking import StoredRun
 

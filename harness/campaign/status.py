@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from harness.train.progress import duration
 from harness.campaign.plan import Plan
 from harness.campaign.queue import CellQueue
 from harness.campaign.state import CellState, cell_states, cell_work, eta_seconds, seconds_per_image_epoch
 from harness.data import load_dataset
+from harness.train.progress import duration
 
 SHORT = {"FINISHED": "done", "CHANGED": "changed", "RUNNING": "running", "KILLED": "stopped",
          "FAILED": "FAILED", "MISSING": "-"}

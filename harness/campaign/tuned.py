@@ -17,8 +17,7 @@ from harness.campaign import status as cells_status
 from harness.campaign.plan import Plan
 from harness.campaign.queue import CellQueue
 from harness.campaign.run import Options, Outcome, run_campaign
-from harness.campaign.search import (arms, confirmed_plan, params_text, search_plan, trial_value,
-                                     winners)
+from harness.campaign.search import arms, confirmed_plan, params_text, search_plan, trial_value, winners
 from harness.campaign.state import CellState, cell_states, cell_work, seconds_per_image_epoch
 from harness.data import load_dataset
 from harness.train.progress import duration

@@ -6,8 +6,8 @@ import argparse
 import inspect
 
 from harness import flags
-from harness.measure import backbone_training as backbone
 from harness.commands.common import add_data_root, add_tracking
+from harness.measure import backbone_training as backbone
 
 # The defaults are train_backbone's own.
 _DEFAULTS = inspect.signature(backbone.train_backbone).parameters

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 
 from harness import flags
-from harness.generators import files as external
-from harness.store import tracking
 from harness.commands.common import add_data_root, add_tracking
 from harness.config import RunConfig
 from harness.errors import ConfigError
+from harness.generators import files as external
 from harness.generators.export import FORMATS, check_out, export_logged, format_for
 from harness.images import enlarged, grid, viewable_scale
+from harness.store import tracking
 
 # harness.generators.sampling and harness.store.model_server import MLflow, the evaluations SciPy and
 # MLflow: they are imported in the handlers, so that `--help`, `variants` and
@@ -223,8 +223,8 @@ def add_eval(sub) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from harness.generators.scoring import evaluate_run
     from harness.generators.file_scoring import evaluate_file
+    from harness.generators.scoring import evaluate_run
 
     if args.eval_samples is not None and args.eval_samples < 10:
         raise ConfigError(f"--eval-samples {args.eval_samples} must be at least 10 (IS uses 10 splits).")

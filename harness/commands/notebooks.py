@@ -7,11 +7,10 @@ import inspect
 import json
 
 from harness import flags
-from harness.notebooks.bench import BenchSettings, all_variants, check_benchmark, run_benchmark, table
 from harness.commands.common import add_data_root, names
 from harness.config import PRECISIONS, RunConfig
-from harness.notebooks.fidelity import (ALL, RUN_DEFAULTS, RUN_FLAGS, FidelitySettings, notebook_presets,
-                                        run_fidelity)
+from harness.notebooks.bench import BenchSettings, all_variants, check_benchmark, run_benchmark, table
+from harness.notebooks.fidelity import ALL, RUN_DEFAULTS, RUN_FLAGS, FidelitySettings, notebook_presets, run_fidelity
 
 # bench's defaults are run_benchmark's own.
 _BENCH = inspect.signature(run_benchmark).parameters

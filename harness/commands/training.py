@@ -10,12 +10,12 @@ import argparse
 import sys
 
 from harness import flags
-from harness.store import tracking
-from harness.train import run as train
 from harness.campaign.plan import MAX_CELLS, load_plan
 from harness.commands.common import add_data_root, names
 from harness.config import RunConfig
 from harness.errors import ConfigError
+from harness.store import tracking
+from harness.train import run as train
 from studies import space as spaces
 from studies.best import study_best_config
 from studies.runner import run_study, summary_lines

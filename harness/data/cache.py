@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.dataset import cache_root
 from harness.data import decode
+from harness.data.dataset import cache_root
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from harness.generators import files as external
-from harness.store import tracking
 from harness.config import DEFAULT_TRACKING_URI, RunConfig
 from harness.data import load_dataset
 from harness.data.registry import class_name
 from harness.errors import ConfigError
+from harness.generators import files as external
 from harness.measure.evaluator import make_evaluator
+from harness.store import tracking
 
 SOURCE_TAG = "source"
 SOURCE = "external"

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.store import generator_model as serving
-from harness.store import tracking
 from harness.data.registry import class_name
 from harness.errors import ConfigError, TrackingError
 from harness.measure.provenance import EVAL_PARAMS
+from harness.store import generator_model as serving
+from harness.store import tracking
 
 # Keras is imported only to load a network: `register`, `serve` and `export` name a
 # generator through this module first, and a bad name must fail without TensorFlow.

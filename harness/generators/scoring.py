@@ -8,13 +8,13 @@ file) or sample count is refused: one run's fid must always mean one thing.
 
 from __future__ import annotations
 
-from harness.store import tracking
 from harness.config import DEFAULT_TRACKING_URI, RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError, DataError, TrackingError
+from harness.generators.sampling import load_generator
 from harness.measure.evaluator import EVAL_PARAMS
 from harness.measure.real_images import run_evaluator
-from harness.generators.sampling import load_generator
+from harness.store import tracking
 
 # The flag that changes each evaluation param, for the refusal message.
 _FLAGS = {"eval_backbone": "--backbone/--inception", "eval_backbone_md5": "--backbone/--inception",

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.store import schema, tracking
 from harness.config import DEFAULT_TRACKING_URI
 from harness.data import load_cifar10
 from harness.errors import DataError
 from harness.measure.backbones.cifar_classifier import NAME, VERSION, augment, build_classifier, one_cycle, save
+from harness.store import schema, tracking
 
 # Keras and harness.data.pipeline (TensorFlow) are imported inside functions: the CLI
 # imports this module, and `--help`, `variants` and `datasets` must not load them.

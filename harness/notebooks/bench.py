@@ -37,9 +37,9 @@ from harness import flags
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.flags import positive, setting
+from harness.notebooks.reference_loop import NotebookTrainer, synthetic_images
 from variants import resolve
 from variants.spec import VariantSpec
-from harness.notebooks.reference_loop import NotebookTrainer, synthetic_images
 
 # Keras, TensorFlow and the modules that load them (the builders, the pipeline, the
 # GAN) are imported inside functions: the CLI reads run_benchmark's defaults from this

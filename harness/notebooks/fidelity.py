@@ -57,11 +57,11 @@ from typing import Any
 import numpy as np
 
 from harness import flags
-from harness.notebooks.reference_loop import NotebookTrainer
 from harness.config import NOTEBOOK, RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError
 from harness.flags import fraction, positive, setting
+from harness.notebooks.reference_loop import NotebookTrainer
 from variants import resolve
 
 # Keras, TensorFlow, matplotlib and the modules that load them (the evaluator, the
@@ -294,7 +294,7 @@ def render_markdown(comparison: dict[str, Any]) -> str:
     """The tables: one per metric (rows: epochs), then the final FID and KID."""
     s = comparison["settings"]
     summary = comparison["summary"]
-    lines = [f"# Fidelity: the harness's step against the notebooks' loop", "",
+    lines = ["# Fidelity: the harness's step against the notebooks' loop", "",
              f"`{s['variant']}` on `{s['dataset']}` ({s['images']} images, batch {s['batch_size']}, "
              f"{s['epochs']} epochs, width {s['width']}), {s['seeds']} seed(s) per loop; notebook loop with "
              f"D {s['combined_d']} in the combined update. Mean ± std over seeds; change: the mean paired "

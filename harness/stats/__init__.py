@@ -22,14 +22,25 @@ Only numpy, SciPy and statsmodels are used (SciPy and statsmodels imported
 inside functions, since they take about a second to load).
 """
 
-from harness.stats.aggregates import (Interval, iqm, performance_profile, probability_of_improvement,
-                                      stratified_bootstrap_ci)
+from harness.stats.aggregates import (
+                                      Interval,
+                                      iqm,
+                                      performance_profile,
+                                      probability_of_improvement,
+                                      stratified_bootstrap_ci,
+)
 from harness.stats.budget import BudgetPoint, exact_expected_best, expected_best, share_within
 from harness.stats.family import adjust_family, holm
 from harness.stats.normalise import normalise_by_base
 from harness.stats.paired import VERDICTS, Comparison, compare_paired, compare_pooled
-from harness.stats.power import (Detectability, can_detect, minimum_detectable_effect, pairs_needed, power_of,
-                                 sd_from_pilot)
+from harness.stats.power import (
+                                      Detectability,
+                                      can_detect,
+                                      minimum_detectable_effect,
+                                      pairs_needed,
+                                      power_of,
+                                      sd_from_pilot,
+)
 
 __all__ = [
     "VERDICTS", "BudgetPoint", "Comparison", "Detectability", "Interval", "adjust_family", "can_detect",

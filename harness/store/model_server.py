@@ -25,8 +25,8 @@ from decimal import Decimal, InvalidOperation
 import uvicorn
 from mlflow.pyfunc import scoring_server
 
-from harness.store import generator_model as serving
 from harness.errors import ConfigError
+from harness.store import generator_model as serving
 
 DEFAULT_HOST = "127.0.0.1"
 MAX_BODY_BYTES = 1 << 20  # a request for 256 images takes a few dozen bytes

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from harness.errors import ConfigError, TrackingError, describe_os_error
+from harness.errors import ConfigError, TrackingError
 from harness.store.sqlite import check_sqlite_file, schema_lock
 from harness.store.urls import redact
 

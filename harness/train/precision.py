@@ -120,7 +120,8 @@ def equivalence_results(path: Path | None = None) -> dict[str, Any]:
 
 def passed_equivalence(variant: str, path: Path | None = None) -> bool:
     """Whether ``variant`` (by name or canonical name) has the verdict ``equivalent`` in the study's results."""
-    from variants import canonical_name, resolve as resolve_variant
+    from variants import canonical_name
+    from variants import resolve as resolve_variant
 
     results = equivalence_results(path)
     try:

@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 
 import harness
-from harness.train import checkpoints
-from harness.store import schema, tracking
 from harness.config import LOGGED, RunConfig
 from harness.data import load_dataset
 from harness.errors import ConfigError, TrainingFailed
 from harness.images import enlarged, grid, to_uint8, viewable_scale
+from harness.store import schema, tracking
+from harness.train import checkpoints
 from harness.train.progress import EpochLine, Timeline
 from variants import canonical_name, resolve
 
