@@ -49,6 +49,17 @@ def shown(value: object) -> str:
     return repr(value)
 
 
+def check_keys(table: dict, keys: Iterable[str], where: str) -> None:
+    """Refuse the first key of ``table`` (a plan's table) that is not in ``keys``, naming the closest
+    valid one and listing them all. ``where`` names the table (``plan.toml [tuning]``)."""
+    keys = tuple(keys)
+    for key in table:
+        if key not in keys:
+            guess = closest(key, keys)
+            raise ConfigError(f"{where}: unknown key {key!r}" + (f" (did you mean {guess!r}?)" if guess else "")
+                              + f"; valid keys: {', '.join(keys)}.")
+
+
 def unknown_name(kind: str, name: str, choices: Iterable[str], hint: str = "") -> ConfigError:
     """Build the error for an unknown ``kind`` called ``name``, listing valid choices."""
     choices = sorted(choices)

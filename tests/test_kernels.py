@@ -134,9 +134,10 @@ def test_fused_batch_norm_trains_and_infers_exactly_like_keras(momentum, scale, 
 def test_each_convolution_shape_is_timed_once_per_machine_and_the_faster_kept(tmp_path, monkeypatch):
     import harness.train.kernels as kernels
     from harness.errors import ConfigError
+    from harness.train import measured
 
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(kernels, "_choices", {})
+    monkeypatch.setattr(measured, "_memory", {})
     timed = []
 
     def seconds(layer, call, inputs, repeats=3):  # the reformulation is timed first, then the stock call
@@ -148,7 +149,7 @@ def test_each_convolution_shape_is_timed_once_per_machine_and_the_faster_kept(tm
     first = accelerate(build_generator(spec))
     assert len(timed) == 2 * 4  # three transposed convolutions and the output convolution, both ways
     assert len(first) == 7  # the faster (reformulated) ones and the three BatchNorms
-    monkeypatch.setattr(kernels, "_choices", {})  # a new process: the choices come from the cache file
+    monkeypatch.setattr(measured, "_memory", {})  # a new process: the choices come from the cache file
     assert len(accelerate(build_generator(spec))) == 7 and len(timed) == 8
     assert (tmp_path / "kernels" / "choices.json").is_file()
 

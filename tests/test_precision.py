@@ -12,7 +12,7 @@ import pytest
 
 from harness.config import RunConfig
 from harness.errors import ConfigError
-from harness.train import precision
+from harness.train import measured, precision
 from variants import PRESETS, resolve
 
 
@@ -87,7 +87,7 @@ def passed(tmp_path, monkeypatch):
                                                 "cifar_bn": {"verdict": "inconclusive"}}}))
     monkeypatch.setattr(precision, "EQUIVALENCE_FILE", results)
     monkeypatch.setattr(precision, "_gpu", lambda: None)
-    monkeypatch.setattr(precision, "_probed", {})
+    monkeypatch.setattr(measured, "_memory", {})
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv(precision.PROBE_ENV, raising=False)
     return results
@@ -126,7 +126,7 @@ def test_auto_takes_bfloat16_where_the_cached_probe_found_it_fast_enough(passed,
     assert fast.name == "bfloat16" and fast.policy == "mixed_bfloat16" and "1.50x" in fast.reason
     slow = precision.resolve("auto", spec, "animals_baseline", 64, log=lambda *_: None)
     assert slow.name == "float32" and "1.10x" in slow.reason
-    monkeypatch.setattr(precision, "_probed", {})  # a new process reads the cache file
+    monkeypatch.setattr(measured, "_memory", {})  # a new process reads the cache file
     assert precision.resolve("auto", spec, "animals_baseline", 32).name == "bfloat16"
     assert calls == [32, 64]
     cached = json.loads((tmp_path / "cache" / "precision" / "choices.json").read_text())

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.errors import ConfigError, closest
+from harness.errors import ConfigError, check_keys, closest
 from harness.stats.design import DIRECTIONS, METRICS, Hypotheses, Primary, lower_is_better
 from variants.control import control_name, same_architecture
 
@@ -49,7 +49,7 @@ def read_hypotheses(raw: Any, arms: list[str], default_base: str, where: str) ->
                           declared=False), arms
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: hypotheses must be a table ([hypotheses] with primary, margin, ...).")
-    _known(raw, KEYS, where)
+    check_keys(raw, KEYS, where)
     base = raw.get("base", default_base)
     _arm(base, arms, f"{where} base")
     margin = _fraction(raw, "margin", 0.10, where, upper=None)
@@ -88,7 +88,7 @@ def read_hypotheses(raw: Any, arms: list[str], default_base: str, where: str) ->
 
 
 def _primary(table: dict, arms: list[str], base: str, alpha: float, where: str) -> Primary:
-    _known(table, PRIMARY_KEYS, where)
+    check_keys(table, PRIMARY_KEYS, where)
     if "arm" not in table or "metric" not in table:
         raise ConfigError(f"{where}: give arm and metric, e.g. {{arm = \"bn\", metric = \"kid\"}}.")
     arm, metric = table["arm"], table["metric"]
@@ -114,14 +114,6 @@ def _arm(name: Any, arms: list[str], where: str) -> None:
         guess = closest(str(name), arms)
         raise ConfigError(f"{where}: {name!r} is not an arm of the plan"
                           + (f" (did you mean {guess!r}?)" if guess else "") + f"; arms: {', '.join(arms)}.")
-
-
-def _known(table: dict, keys: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in keys:
-            guess = closest(key, keys)
-            raise ConfigError(f"{where}: unknown key {key!r}" + (f" (did you mean {guess!r}?)" if guess else "")
-                              + f"; valid keys: {', '.join(keys)}.")
 
 
 def _number(value: Any) -> bool:

@@ -53,7 +53,7 @@ from harness import flags
 from harness.campaign.hypotheses import read_hypotheses
 from harness.campaign.tuning import Tuning, read_tuning
 from harness.config import NOT_IN_PLAN, RunConfig
-from harness.errors import ConfigError, closest
+from harness.errors import ConfigError, check_keys
 from harness.stats.design import Hypotheses
 from studies.best import study_best_config
 from studies.settings import default_study_name
@@ -131,7 +131,7 @@ def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_d
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"campaign plan {str(path)!r} cannot be read: {exc}.") from None
     where = str(path)
-    _known(raw, TOP_KEYS, where)
+    check_keys(raw, TOP_KEYS, where)
     name = _get(raw, "name", str, where)
     if not name or not all(c.isalnum() or c in "-_." for c in name) or set(name) == {"."}:
         raise ConfigError(f"{where}: name {name!r} must be letters, digits, '-', '_' or '.', e.g. name = \"pilot\".")
@@ -198,7 +198,7 @@ def _variants(raw: dict, where: str) -> tuple[list[str], list[str]]:
     if grid is not None:
         if not isinstance(grid, dict):
             raise ConfigError(f"{where}: grid must be a table ([grid] with base, axes, tokens).")
-        _known(grid, GRID_KEYS, f"{where} [grid]")
+        check_keys(grid, GRID_KEYS, f"{where} [grid]")
         base = _get(grid, "base", str, f"{where} [grid]", BASELINE.name)
         resolve(base)
         names += grid_names(base, grid.get("axes", "one-at-a-time"), grid.get("tokens"), f"{where} [grid]")
@@ -229,14 +229,6 @@ def _from_study(config: RunConfig, given: set[str], storage: str | None, where: 
 
 
 # --- strict reading -------------------------------------------------------------------
-def _known(table: dict, keys: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in keys:
-            guess = closest(key, keys)
-            raise ConfigError(f"{where}: unknown key {key!r}" + (f" (did you mean {guess!r}?)" if guess else "")
-                              + f"; valid keys: {', '.join(keys)}.")
-
-
 def _settings(table: Any, where: str) -> None:
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table of run settings, e.g. epochs = 10.")

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import ConfigError, closest
+from harness.errors import ConfigError, check_keys
 from harness.stats.design import METRICS, lower_is_better
 from studies.space import Choice, Range, Space, check, from_json, run_fields, to_json
 
@@ -106,11 +106,7 @@ def read_tuning(table: Any, variants: list[str], plan_seeds: list[int], settings
     where = f"{where} [tuning]"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table, e.g. [tuning] trials = 8, seeds = [100], metric = \"kid\".")
-    for key in table:
-        if key not in KEYS:
-            guess = closest(key, KEYS)
-            raise ConfigError(f"{where}: unknown key {key!r}" + (f" (did you mean {guess!r}?)" if guess else "")
-                              + f"; valid keys: {', '.join(KEYS)}.")
+    check_keys(table, KEYS, where)
     if from_studies:
         raise ConfigError(f"{where}: from_studies = true and [tuning] both choose the hyperparameters; "
                           "drop from_studies (the [tuning] search replaces it).")

@@ -30,19 +30,15 @@ layers.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import json
 import os
-import platform
 import time
 import types
-from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from harness.errors import ConfigError
+from harness.train.measured import machine_key, remembered
 
 # Output channels up to which the tap formulation is used (measured: at 3 it is
 # ~4x faster than Conv2D's kernels end to end; wide layers are faster as they are).
@@ -192,33 +188,11 @@ def eligible_transpose(layer) -> bool:
 # HARNESS_CPU_KERNELS=fast or stock skips the timing (always / never reformulate).
 MODES = ("auto", "fast", "stock")
 TIMING_BATCH = 32
-_choices: dict[str, bool] = {}
-
-
 def _mode() -> str:
     mode = os.environ.get("HARNESS_CPU_KERNELS", "auto")
     if mode not in MODES:
         raise ConfigError(f"HARNESS_CPU_KERNELS={mode!r} must be one of {', '.join(MODES)}.")
     return mode
-
-
-@functools.cache
-def machine_key() -> str:
-    """This CPU, its cores and the TensorFlow version: the key of timing caches (kernels, precision)."""
-    model = platform.processor() or "cpu"
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model} x{cores} tf{tf.__version__}"
-
-
-def _cache_file() -> Path:
-    from harness.data import cache_root
-
-    return cache_root() / "kernels" / "choices.json"
 
 
 def _seconds(layer, call, inputs: tf.Tensor, repeats: int = 3) -> float:
@@ -249,19 +223,12 @@ def faster(kind: str, layer, stock, reformulated) -> bool:
         return mode == "fast"
     shape = tuple(int(d) for d in layer.input.shape[1:])
     key = f"{machine_key()}|{kind}|{shape}|{tuple(layer.kernel.shape)}"
-    if key not in _choices:
-        path = _cache_file()
-        with contextlib.suppress(OSError, ValueError):
-            _choices.update(json.loads(path.read_text()))
-        if key not in _choices:
-            inputs = tf.random.normal((TIMING_BATCH, *shape))
-            _choices[key] = _seconds(layer, reformulated, inputs) < _seconds(layer, stock, inputs)
-            with contextlib.suppress(OSError):  # a read-only cache only costs the timing next time
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_name(f".{path.name}.{os.getpid()}")
-                partial.write_text(json.dumps(_choices, indent=1, sort_keys=True))
-                os.replace(partial, path)
-    return _choices[key]
+
+    def timed() -> bool:
+        inputs = tf.random.normal((TIMING_BATCH, *shape))
+        return _seconds(layer, reformulated, inputs) < _seconds(layer, stock, inputs)
+
+    return remembered("kernels", key, timed)
 
 
 def accelerate(model: keras.Model, force: bool = False) -> list[str]:

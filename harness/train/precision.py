@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.train.measured import choices_file, machine_key, remembered
 
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 MIN_SPEEDUP = 1.15  # bfloat16's images/s over float32's for auto to take it
@@ -45,7 +46,6 @@ AMPERE = (8, 0)  # the first compute capability with bfloat16 tensor cores
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with bfloat16 arithmetic
 PROBE_ENV = "HARNESS_PRECISION_PROBE"
 EQUIVALENCE_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "precision_equivalence.json"
-_probed: dict[str, dict[str, float]] = {}
 
 
 @dataclass(frozen=True)
@@ -163,16 +163,8 @@ def _gpu() -> tuple[str, tuple[int, ...] | None] | None:
     return details.get("device_name", gpus[0].name), details.get("compute_capability")
 
 
-def _cache_file() -> Path:
-    from harness.data import cache_root
-
-    return cache_root() / "precision" / "choices.json"
-
-
 def probe_key(spec, batch: int) -> str:
     """The cache key of a probe: this machine, the variant's shape (its params) and the batch size."""
-    from harness.train.kernels import machine_key
-
     shape = hashlib.md5(json.dumps(spec.to_params(), sort_keys=True, default=str).encode()).hexdigest()[:10]
     return f"{machine_key()} {'+'.join(cpu_bf16_flags()) or 'no-bf16'}|{spec.name}:{shape}|batch{batch}"
 
@@ -180,20 +172,13 @@ def probe_key(spec, batch: int) -> str:
 def probe(spec, batch: int, log=print) -> dict[str, float]:
     """Seconds per training step under float32 and bfloat16, and their ratio (``speedup``); cached."""
     key = probe_key(spec, batch)
-    if key not in _probed:
-        path = _cache_file()
-        with contextlib.suppress(OSError, ValueError):
-            _probed.update(json.loads(path.read_text()))
-        if key not in _probed:
-            log(f"precision: timing float32 against bfloat16 on this machine ({PROBE_ROUNDS} x {PROBE_STEPS} "
-                f"steps each; once, cached in {path})")
-            _probed[key] = _time_policies(spec, batch)
-            with contextlib.suppress(OSError):  # a read-only cache only costs the probe next time
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_name(f".{path.name}.{os.getpid()}")
-                partial.write_text(json.dumps(_probed, indent=1, sort_keys=True))
-                os.replace(partial, path)
-    return _probed[key]
+
+    def timed() -> dict[str, float]:
+        log(f"precision: timing float32 against bfloat16 on this machine ({PROBE_ROUNDS} x {PROBE_STEPS} "
+            f"steps each; once, cached in {choices_file('precision')})")
+        return _time_policies(spec, batch)
+
+    return remembered("precision", key, timed)
 
 
 def _time_policies(spec, batch: int) -> dict[str, float]:
