@@ -4,8 +4,8 @@ TensorFlow's C++ core prints lines while it loads (oneDNN, CUDA drivers,
 cuInit, absl's "before InitializeLog" warning), before any setting can turn
 them off, and logs graph-optimiser errors (``remapper failed``) in the middle
 of training that change nothing. ``quiet_tensorflow()`` silences both for
-this process; ``-v`` on the command line keeps them, and a
-``TF_CPP_MIN_LOG_LEVEL`` of the user's own keeps the start-up lines.
+this process (the start-up lines ignore ``TF_CPP_MIN_LOG_LEVEL``, so they are
+hidden whatever it says); ``-v`` on the command line keeps them.
 
 The graph-optimiser lines are ``LOG(ERROR)`` of grappler's meta-optimiser
 (``meta_optimizer.cc:967] remapper failed: INVALID_ARGUMENT: Mutation::Apply
@@ -38,28 +38,43 @@ GRAPH_OPTIMISER_LINE = (rb"^[IWEF]\d{4} [\d:.]+\s+\d+ (?:meta_optimizer|remapper
                         rb"arithmetic_optimizer|constant_folding|generic_layout_optimizer|layout_optimizer|"
                         rb"dependency_optimizer|function_optimizer|model_pruner|memory_optimizer|"
                         rb"shape_optimizer|implementation_selector|auto_mixed_precision|"
-                        rb"scoped_allocator_optimizer|pin_to_host_optimizer)\.cc:\d+\]|grappler/optimizers/")
+                        rb"scoped_allocator_optimizer|pin_to_host_optimizer)\.cc:\d+\]|grappler/optimizers/"
+                        # and, on a machine without a GPU, the CUDA driver's failed start (an ERROR too)
+                        rb"|^E\d{4} [\d:.]+\s+\d+ cuda_platform\.cc:\d+\] failed call to cuInit")
 _FILTER = f"""
-import re, signal, sys
+import os, re, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer handles Ctrl-C; this must outlive it
 drop = re.compile({GRAPH_OPTIMISER_LINE!r})
-for line in iter(sys.stdin.buffer.readline, b""):
-    if not drop.search(line):
-        sys.stdout.buffer.write(line)
-        sys.stdout.buffer.flush()
+logged = re.compile(rb"^[IWEF]\\d")  # how an absl log line starts: held until its end is seen
+out, pending = sys.stdout.buffer, b""
+while chunk := os.read(0, 65536):
+    # A progress bar redraws with "\\r" and no newline: each piece goes on as soon as it is
+    # known not to be a graph-optimiser line, so the bar moves as it would unfiltered.
+    *pieces, pending = re.split(rb"(?<=[\\r\\n])", pending + chunk)
+    if pending and not logged.match(pending):
+        pieces, pending = pieces + [pending], b""
+    out.write(b"".join(p for p in pieces if not drop.search(p)))
+    out.flush()
+if pending and not drop.search(pending):
+    out.write(pending)
+    out.flush()
 """
 
 
 def quiet_tensorflow() -> None:
-    """Load TensorFlow quietly whenever something first imports it (a no-op once it is loaded)."""
+    """Load TensorFlow quietly whenever something first imports it (a no-op once it is loaded).
+
+    Its start-up lines are hidden whatever ``TF_CPP_MIN_LOG_LEVEL`` says (they
+    ignore it); a level of the user's own is kept for what TensorFlow logs
+    later, less grappler's lines (see the module docstring); unset, it is 3.
+    """
     if "tensorflow" in sys.modules:
         return
     level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-    if level is not None:
-        if level.strip() not in ("3", "4"):  # a level that lets grappler's ERROR lines through
-            filter_graph_optimiser_lines()
-        return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    if level is None:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    elif level.strip() not in ("3", "4"):  # a level that lets grappler's ERROR lines through
+        filter_graph_optimiser_lines()
     sys.meta_path.insert(0, _QuietTensorFlow())
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -188,6 +189,21 @@ def test_the_stderr_filter_drops_graph_optimiser_lines_and_passes_the_rest():
     assert out.stderr == "before\nafter\n"
 
 
+def test_the_stderr_filter_passes_a_progress_bar_as_it_redraws():
+    # A bar redraws with "\r" and no newline: a filter waiting for whole lines held it back until the
+    # epoch's end, so it never moved on a terminal (and a watcher saw no mid-epoch progress).
+    code = ("import os, sys, time; from harness.quiet import filter_graph_optimiser_lines; "
+            "filter_graph_optimiser_lines(); os.write(2, b'\\repoch 1/2:  50%|#####'); "
+            "sys.stdin.readline(); os.write(2, b'\\n')")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"50%|#####" not in seen and time.monotonic() < deadline:
+        seen += os.read(child.stderr.fileno(), 4096)  # arrives while the child still waits on stdin
+    child.communicate(b"go\n", timeout=60)
+    assert seen.endswith(b"\repoch 1/2:  50%|#####")
+
+
 def test_a_bfloat16_training_prints_no_graph_optimiser_lines(cifar10_root, tracking_uri, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}  # the user's level, which lets TensorFlow's errors through
     command = [sys.executable, "-m", "harness", "run", "--variant", "animals_baseline", "--dataset", "horses",
@@ -197,7 +213,8 @@ def test_a_bfloat16_training_prints_no_graph_optimiser_lines(cifar10_root, track
     out = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "precision: bfloat16 (requested)" in out.stdout
-    for text in ("remapper failed", "meta_optimizer", "grappler", "Loop optimizer"):
+    for text in ("remapper failed", "meta_optimizer", "grappler", "Loop optimizer",
+                 "oneDNN", "cuInit", "absl"):  # start-up lines ignore the user's level: hidden too
         assert text not in out.stderr, out.stderr[-2000:]
 
 

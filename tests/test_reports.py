@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -183,7 +184,8 @@ def test_all_formats_and_plots_are_written(store):
     assert all(rule in tex for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\usepackage{booktabs}"))
     assert r"animals\_baseline" in tex and "animals_baseline" not in tex.replace(r"animals\_baseline", "")
     html = (out / "report.html").read_text()
-    assert html.count("src='data:image/png;base64,") == 7
+    linked = re.findall(r"\]\((plots/[^)]+\.png)\)", md)  # every figure of the Markdown report...
+    assert len(linked) >= 7 and html.count("src='data:image/png;base64,") == len(linked)  # ...embedded in the page
     assert "src='http" not in html and "src='plots" not in html  # self-contained
     # Each heading once: a section with one table is not titled twice.
     for heading in ("Runs behind the numbers", "Runs left out of the aggregates", "How FID/KID/IS were computed"):

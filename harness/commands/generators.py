@@ -100,7 +100,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.cols is not None and args.cols < 1:
         raise ConfigError(f"--cols {args.cols} must be at least 1.")
-    flags.check_flags({"--n": (args.n, flags.positive), "--seed": (args.seed, flags.at_least(0)),
+    flags.check_flags({"--n": (args.n, flags.at_least(1)), "--seed": (args.seed, flags.at_least(0)),
                        "--steps": (args.steps, flags.between(2, 1000)),
                        "--nearest-k": (getattr(args, "nearest_k", None), flags.positive)})
     if args.scale is not None and not 1 <= args.scale <= 32:
