@@ -78,8 +78,8 @@ def test_study_prunes_resumes_and_matches_mlflow(tracking_uri, cifar10_root, tin
     assert code == 0
     best_runs = tracking.find_runs(tracking_uri, "horses", tags={"optuna.best_trial": str(study.best_trial.number)})
     assert len(best_runs) == 1
-    assert float(best_runs[0].data.params["g_lr"]) == pytest.approx(study.best_params["g_lr"])
-    assert best_runs[0].data.params["batch_size"] == "32"
+    assert float(best_runs[0].params["g_lr"]) == pytest.approx(study.best_params["g_lr"])
+    assert best_runs[0].params["batch_size"] == "32"
 
 
 def test_two_workers_share_one_postgres_study(postgres_url, tracking_uri, data_root, tiny_backbone):
