@@ -100,3 +100,30 @@ def test_augment_crops_and_flips_within_the_padded_image():
         assert found, "an augmented image is no crop of its padded original"
         seen.add(found[0])
     assert len({s[2] for s in seen}) == 2 and len({s[:2] for s in seen}) > 20
+
+
+def test_a_machine_without_a_backbone_trains_the_offline_one_once_announced(trained, tmp_path, monkeypatch):
+    """Evaluation is on by default: the first run on a machine with no backbone trains the offline
+    classifier (announced first), later runs find it; an Inception graph or `--backbone inception` skips it."""
+    from harness.measure import backbone_training
+
+    cache = tmp_path / "cache"
+    calls, lines = [], []
+
+    def fake_training(cache_dir=None, tracking_uri=None, log=print):  # the real one: tested above, tiny
+        calls.append(cache_dir)
+        model = cifar_classifier.model_path(trained[0])
+        cifar_classifier.model_dir(cache_dir).mkdir(parents=True, exist_ok=True)
+        for path in (model, model.with_suffix(".json")):
+            (cifar_classifier.model_dir(cache_dir) / path.name).write_bytes(path.read_bytes())
+
+    monkeypatch.setattr(backbone_training, "train_backbone", fake_training)
+    backbone_training.ensure_backbone("auto", cache_dir=cache, log=lines.append)
+    assert calls == [cache] and "training the offline CIFAR-10 classifier once" in lines[0]
+    assert "--eval-every 0" in lines[0]  # how to skip it
+    backbone_training.ensure_backbone("auto", cache_dir=cache, log=lines.append)
+    backbone_training.ensure_backbone("cifar10_classifier", cache_dir=cache, log=lines.append)
+    assert calls == [cache] and len(lines) == 1  # cached: found, not trained again
+    assert load_backbone("auto", cache_dir=cache).name.startswith("cifar10_classifier")
+    backbone_training.ensure_backbone("inception", cache_dir=tmp_path / "other", log=lines.append)
+    assert calls == [cache]  # Inception is load_backbone's to find or refuse
