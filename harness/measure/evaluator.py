@@ -202,7 +202,7 @@ class Evaluator:
                                                   seed=seed).value
         scores.update(self.floors)
         self.log(f"eval [{self.backbone_name}, {self.reference.n} real / {len(images)} fake]: "
-                 f"FID {value:.2f}  KID {kid_mean:.4f} ± {kid_std:.4f}  IS {is_mean:.2f} ± {is_std:.2f}  "
+                 f"FID {value:.2f}  KID {_kid_text(kid_mean, kid_std)}  IS {is_mean:.2f} ± {is_std:.2f}  "
                  + self._prdc_text(scores) + f"({scores['feature_img_s']:.0f} img/s)")
         return scores
 
@@ -213,7 +213,7 @@ class Evaluator:
         scores = {"kid": kid_mean, "kid_std": kid_std, **self._prdc(features[:self.curve_samples])}
         scores.update({k: v for k, v in self.floors.items() if not k.startswith(("fid", "is"))})
         self.log(f"eval [{self.backbone_name}, {self.reference.n} real / {len(images)} fake]: "
-                 f"KID {kid_mean:.4f} ± {kid_std:.4f}  " + self._prdc_text(scores))
+                 f"KID {_kid_text(kid_mean, kid_std)}  " + self._prdc_text(scores))
         return scores
 
     def floor_values(self, real: ReferenceStats) -> dict[str, float]:
@@ -235,6 +235,12 @@ class Evaluator:
             return ""
         return (f"P {scores['precision']:.3f}  R {scores['recall']:.3f}  D {scores['density']:.3f}  "
                 f"C {scores['coverage']:.3f}  ")
+
+
+def _kid_text(mean: float, std: float) -> str:
+    # With both sets no larger than a subset, every subset is the same pair of sets: a std of 0
+    # then says nothing about the spread, so none is shown.
+    return f"{mean:.4f}" + (f" ± {std:.4f}" if std > 0 else " (one subset: no spread)")
 
 
 def cached_floors(evaluator: Evaluator, real: ReferenceStats) -> dict[str, float]:
