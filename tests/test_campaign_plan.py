@@ -108,3 +108,23 @@ def test_status_names_a_cell_whose_worker_died_as_stopped_not_running(tmp_path):
     assert cell_text(dead, {cell.key: "vm:12"}, set()) == "running vm:12"
     assert cell_text(dead, {}, {cell.key}) == "stopped, requeued"
     assert cell_text(dead, {}, set()) == "stopped (no worker)"
+
+
+def test_arms_of_a_plan_train_in_one_precision_under_auto(tmp_path, monkeypatch):
+    import json
+
+    from harness.train import precision
+
+    results = tmp_path / "precision_equivalence.json"
+    monkeypatch.setattr(precision, "EQUIVALENCE_FILE", results)
+    results.write_text(json.dumps({"variants": {"animals_baseline": {"verdict": "equivalent"}}}))
+    text = BASE + 'variants = ["animals_baseline", "bn"]\n'
+    mixed = load_plan(plan_file(tmp_path, text))  # bn not shown equivalent: nobody takes bfloat16
+    assert {c.config.precision for c in mixed.cells} == {"float32"}
+    assert any("precision auto trains every arm in float32: bn" in note for note in mixed.notes)
+    chosen = load_plan(plan_file(tmp_path, text + '[run]\nprecision = "bfloat16"\n'))  # asked for: kept
+    assert {c.config.precision for c in chosen.cells} == {"bfloat16"}
+    results.write_text(json.dumps({"variants": {"animals_baseline": {"verdict": "equivalent"},
+                                                "bn": {"verdict": "equivalent"}}}))
+    both = load_plan(plan_file(tmp_path, text))  # every arm shown equivalent: auto decides per machine
+    assert {c.config.precision for c in both.cells} == {"auto"} and not any("precision" in n for n in both.notes)

@@ -55,6 +55,7 @@ from harness.campaign.tuning import Tuning, read_tuning
 from harness.config import NOT_IN_PLAN, RunConfig
 from harness.errors import ConfigError, check_keys
 from harness.stats.design import Hypotheses
+from harness.train.precision import passed_equivalence
 from studies.best import study_best_config
 from studies.settings import default_study_name
 from studies.space import SEARCHED_FIELDS
@@ -167,12 +168,20 @@ def load_plan(path: str | Path, *, tracking_uri: str | None = None, checkpoint_d
                           f"{len(seeds)} seeds) is above the cap of {max_cells}: checking each cell takes about "
                           f"{SECONDS_PER_CELL * 1000:.0f} ms (~{count * SECONDS_PER_CELL / 60:.0f} min here) and "
                           f"training them far longer. Split the plan, or pass --max-cells {count} if you mean it.")
+    # Arms of one comparison train in one precision: under `auto`, an arm shown to train the same in
+    # bfloat16 could take it while another stays float32, and the comparison would measure both.
+    unproven = [v for v in variants if not passed_equivalence(v)]
+    if unproven and any(s.get("precision", "auto") == "auto" for s in [run, *per_dataset.values()]):
+        notes.append(f"precision auto trains every arm in float32: {', '.join(unproven)} "
+                     "not shown to train the same in bfloat16 (benchmarks/precision_equivalence.json)")
     cells = []
     for dataset, variant, seed in itertools.product(datasets, variants, seeds):
         settings = {**run, **per_dataset.get(dataset, {})}
         cell_where = f"{where} (cell {dataset}/{variant}/s{seed})"
         config = flags.build(RunConfig, {**settings, **machine, "variant": variant, "dataset": dataset,
                                          "seed": seed}, cell_where)
+        if unproven and config.precision == "auto":
+            config = config.replace(precision="float32")
         if from_studies:
             config = _from_study(config, set(settings), study_storage, cell_where)
         cells.append(tagged(Cell(dataset, variant, seed, config), name, f"{name}-{dataset}-{variant}-s{seed}"))
