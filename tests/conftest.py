@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +59,38 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh SQLite tracking store; the test runs in tmp_path so ./mlruns lands there."""
     monkeypatch.chdir(tmp_path)
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite store with MLflow's schema, created once (migrations take seconds)."""
+    from harness.store import tracking
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    tracking.ensure_store(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def store_uri(empty_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh copy of that store per test; the test runs in tmp_path (./mlruns lands there)."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def graph_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The tiny Inception stand-in (4-d features) as the graph file, accepted as "the" network."""
+    from test_metrics_inception import TINY, tiny_graph_def
+
+    from harness.measure.backbones import inception
+
+    monkeypatch.delenv("HARNESS_INCEPTION", raising=False)
+    monkeypatch.setattr(inception, "REFERENCE", TINY)
+    path = tmp_path / inception.GRAPH_FILE
+    path.write_bytes(tiny_graph_def()[0].SerializeToString())
+    return path
 
 
 @pytest.fixture

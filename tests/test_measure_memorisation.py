@@ -8,11 +8,9 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
 
 from harness.errors import ConfigError  # noqa: E402
 from harness.measure import memorisation  # noqa: E402
-from harness.measure.backbones import inception  # noqa: E402
 from harness.measure.provenance import EVAL_PARAMS  # noqa: E402
 
 
@@ -46,16 +44,6 @@ def test_a_copied_training_image_is_found_first_at_distance_zero():
     first = image[header:header + cell, pad + cell + gap:pad + cell + gap + cell]
     assert (first == np.repeat(np.repeat(training[7], 4, axis=0), 4, axis=1)).all()
     assert image.shape[0] == header + 3 * (cell + memorisation._TEXT + pad) + pad  # one row per sample
-
-
-@pytest.fixture
-def graph_file(tmp_path, monkeypatch):
-    """The tiny Inception stand-in (4-d features), accepted as "the" network."""
-    monkeypatch.delenv("HARNESS_INCEPTION", raising=False)
-    monkeypatch.setattr(inception, "REFERENCE", TINY)
-    path = tmp_path / inception.GRAPH_FILE
-    path.write_bytes(tiny_graph_def()[0].SerializeToString())
-    return path
 
 
 def _run(tmp_path, tracking_uri, graph_file, **overrides):

@@ -8,22 +8,10 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
 
 from harness.errors import ConfigError  # noqa: E402
-from harness.measure.backbones import inception  # noqa: E402
 from harness.measure.evaluator import make_evaluator  # noqa: E402
 from harness.measure.real_images import real_images  # noqa: E402
-
-
-@pytest.fixture
-def graph_file(tmp_path, monkeypatch):
-    """The tiny Inception stand-in (4-d features), accepted as "the" network."""
-    monkeypatch.delenv("HARNESS_INCEPTION", raising=False)
-    monkeypatch.setattr(inception, "REFERENCE", TINY)
-    path = tmp_path / inception.GRAPH_FILE
-    path.write_bytes(tiny_graph_def()[0].SerializeToString())
-    return path
 
 
 def _folder(tmp_path, count: int = 6):

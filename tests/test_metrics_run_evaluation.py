@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from test_metrics_inception import TINY, tiny_graph_def  # noqa: E402
+from test_metrics_inception import tiny_graph_def  # noqa: E402
 
 from harness.errors import ConfigError, TrackingError  # noqa: E402
 from harness.generators.scoring import _check_same_evaluation, evaluate_run  # noqa: E402
@@ -38,15 +38,6 @@ def finished_run(tracking_uri, cifar10_root, tmp_path, monkeypatch):
     logger.log_generator(generator, ["tensorflow", "keras"])
     logger.end("FINISHED")
     return logger.run_id
-
-
-@pytest.fixture
-def graph_file(tmp_path, monkeypatch):
-    monkeypatch.delenv("HARNESS_INCEPTION", raising=False)
-    monkeypatch.setattr(inception, "REFERENCE", TINY)
-    path = tmp_path / inception.GRAPH_FILE
-    path.write_bytes(tiny_graph_def()[0].SerializeToString())
-    return str(path)
 
 
 def test_scores_are_logged_into_the_run_at_its_last_epoch(finished_run, tracking_uri, graph_file):

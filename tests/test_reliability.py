@@ -19,22 +19,10 @@ from harness.train import checkpoints
 from harness.train import run as train
 
 
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An SQLite store with MLflow's schema, created once (migrations take seconds)."""
-    from harness.store import tracking
-
-    path = tmp_path_factory.mktemp("store") / "mlflow.db"
-    tracking.ensure_store(f"sqlite:///{path}")
-    return path
-
-
 @pytest.fixture
-def tracking_uri(empty_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh copy of the empty store per test; the test runs in tmp_path (./mlruns)."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copy(empty_store, tmp_path / "mlflow.db")
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+def tracking_uri(store_uri: str) -> str:
+    """This module's runs start from a store that has its schema (creating one takes seconds)."""
+    return store_uri
 
 
 @pytest.fixture(autouse=True)

@@ -3,29 +3,11 @@ starts, a plan edited while a campaign runs, read-only commands that must not wr
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from harness.config import RunConfig
-
-
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An SQLite store with MLflow's schema, created once (migrations take seconds)."""
-    from harness.store import tracking
-
-    path = tmp_path_factory.mktemp("store") / "mlflow.db"
-    tracking.ensure_store(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def store_uri(empty_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.chdir(tmp_path)
-    shutil.copy(empty_store, tmp_path / "mlflow.db")
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def _runs(uri: str) -> list:
