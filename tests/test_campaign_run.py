@@ -3,15 +3,11 @@ workers sharing a PostgreSQL queue, one of them killed mid-cell."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+from workers import second_finishes_after_first_is_killed
 
 from harness import cli
 from harness.campaign.plan import load_plan
@@ -90,28 +86,13 @@ def test_a_campaign_runs_each_cell_once_then_resumes_retries_and_refuses_changes
         "plan.toml", "cells.json"}
 
 
-def _start(path: Path, uri: str, storage: str, folder: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "harness", "campaign", str(path), "--storage", storage, "--heartbeat", "2",
-         "--tracking-uri", uri, "--checkpoint-dir", str(folder / "ck")],
-        cwd=folder, stdout=open(log, "w"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
 def test_two_workers_share_a_postgres_queue_and_finish_a_killed_workers_cell(postgres_url, tmp_path, data_root):
     name = f"pg{uuid.uuid4().hex[:6]}"
     path = tmp_path / "plan.toml"
     path.write_text(PLAN.format(name=name, epochs=3))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    first = _start(path, uri, postgres_url, tmp_path, tmp_path / "first.log")
     # Kill the first worker once it has checkpointed an epoch of a cell, mid-cell.
-    deadline = time.time() + 300
-    while "epoch 1/3" not in (tmp_path / "first.log").read_text():
-        assert time.time() < deadline and first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-        time.sleep(0.2)
-    second = _start(path, uri, postgres_url, tmp_path, tmp_path / "second.log")
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    second_finishes_after_first_is_killed(path, uri, postgres_url, tmp_path, "epoch 1/3", 300, 600)
 
     runs = runs_of(uri, name)
     cells = sorted(r.tags["campaign.cell"] for r in runs)

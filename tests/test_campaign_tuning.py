@@ -3,15 +3,11 @@ trials' draws; and the tiny example plan searched, confirmed on fresh seeds and 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+from workers import second_finishes_after_first_is_killed
 
 from harness import cli
 from harness.campaign.plan import load_plan
@@ -170,13 +166,6 @@ def test_the_tuned_example_searches_every_arm_alike_then_confirms_on_fresh_seeds
     assert report.included == 4  # the compared runs: the confirmation cells, no trial
 
 
-def _start(path: Path, uri: str, storage: str, folder: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "harness", "campaign", str(path), "--storage", storage, "--heartbeat", "2",
-         "--tracking-uri", uri, "--checkpoint-dir", str(folder / "ck")],
-        cwd=folder, stdout=open(log, "w"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
 @pytest.mark.slow
 def test_two_workers_on_postgres_finish_a_killed_workers_trial_with_no_trial_or_cell_twice(
         postgres_url, tmp_path, cifar10_root, tiny_backbone):
@@ -186,16 +175,8 @@ def test_two_workers_on_postgres_finish_a_killed_workers_trial_with_no_trial_or_
     assert "epochs = 1                            # each trial's length" in text
     path.write_text(text.replace("epochs = 1                            # each trial's length", "epochs = 2"))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    first = _start(path, uri, postgres_url, tmp_path, tmp_path / "first.log")
     # Kill the first worker mid-trial, once the trial has checkpointed its first epoch.
-    deadline = time.time() + 400
-    while "epoch 1/2" not in (tmp_path / "first.log").read_text():
-        assert time.time() < deadline and first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-        time.sleep(0.2)
-    second = _start(path, uri, postgres_url, tmp_path, tmp_path / "second.log")
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    assert second.wait(timeout=900) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    second_finishes_after_first_is_killed(path, uri, postgres_url, tmp_path, "epoch 1/2", 400, 900)
 
     def live(campaign: str) -> list:
         return [r for r in tracking.find_runs(uri, "horses", tags={"campaign": campaign})
