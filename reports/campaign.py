@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from harness.errors import TrackingError, unknown_name
@@ -149,7 +150,8 @@ def scope(campaign: Campaign, included: list[RunRecord]) -> Section:
     if campaign.superseded:
         cells_line += (f" {len(campaign.superseded)} run(s) replaced by a rerun (tag {SUPERSEDED_TAG}) "
                        "were not read.")
-    text = "\n\n".join([_plan_text(campaign, included), cells_line, _backbone_text(included)])
+    text = "\n\n".join([_plan_text(campaign, included), declared_text(campaign), cells_line,
+                         _backbone_text(included)])
     return Section("Scope and limits", text=text, bullets=_limits(campaign, included, states),
                    tables=[cells_table(campaign, states)] if campaign.cells else [])
 
@@ -176,6 +178,39 @@ def _plan_text(campaign: Campaign, included: list[RunRecord]) -> str:
             + " The full settings of every cell are in the parent run's cells.json"
             + (f" (run {campaign.parent.run_id}, experiment {campaign.parent.experiment!r})."
                if campaign.parent else "."))
+
+
+def declared_text(campaign: Campaign) -> str:
+    """Whether the plan was committed to git before the campaign's first run (its parent's tags)."""
+    tags = campaign.parent.tags if campaign.parent else {}
+    path = tags.get(schema.PLAN_PATH_TAG)
+    if not path:
+        return ("Declaration: unknown (the campaign was not started from a plan in a git repository, so when "
+                "its plan was written is not on record).")
+    starts = [r.start_time for r in campaign.runs if r.start_time]
+    first = _utc(min(starts)) if starts else None
+    committed = tags.get(schema.PLAN_FIRST_COMMITTED_TAG)
+    uncommitted = tags.get(schema.PLAN_UNCOMMITTED_TAG)
+    if not committed:
+        text = f"Declaration: `{path}` was not committed when the campaign ran; it is not a pre-registration."
+    else:
+        commit = tags.get(schema.PLAN_FIRST_COMMIT_TAG, "")[:10]
+        text = f"Declaration: `{path}` was first committed at {committed} (commit {commit})"
+        if first is None:
+            text += "; no run has started yet."
+        elif committed < first:
+            text += (f", before the first run started ({first}): its git history is the campaign's "
+                     "pre-registration.")
+        else:
+            text += f", after the first run started ({first}): it is not a pre-registration."
+    if uncommitted:
+        text += (f" The campaign was run at {uncommitted} with changes to the plan not in any commit: compare "
+                 "the parent run's plan.toml with the plan's history.")
+    return text
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 def _setting(cells: list[dict[str, Any]], key: str) -> str:

@@ -197,6 +197,7 @@ def test_header_states_plan_cells_and_limits(store):
     assert "a per-class verdict rests on 3 pairs" in md and "The plan declared no [hypotheses]" in md
     assert "## Power" in md and "## Robust aggregates" in md and "(plots/profile_kid.png)" in md
     assert "Optuna studies" not in md  # a campaign report is about its runs
+    assert "Declaration: unknown (the campaign was not started from a plan in a git repository" in md
     grid = {(r["dataset"], r["variant"]): r for r in _csv(store["out"] / "campaign_cells.csv")}
     assert (grid[("birds", "kernel4")]["s2"], grid[("horses", "kernel4")]["s2"]) == ("failed", "missing")
     assert [int(grid[k]["n"]) for k in sorted(grid)] == [3, 3, 2, 3, 3, 2]

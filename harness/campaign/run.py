@@ -17,6 +17,7 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from harness import processes
+from harness.campaign.declared import plan_history
 from harness.campaign.groups import write_seed_groups
 from harness.campaign.plan import CELL_TAG, HASH_TAG, TAG, Cell, Plan
 from harness.campaign.queue import CellQueue
@@ -146,6 +147,11 @@ def open_parent(plan: Plan, uri: str) -> str:
         logger.log_json(plan.hypotheses.to_dict(), "hypotheses.json")
     if plan.tuning is not None:  # how every arm was searched before its cells (harness/campaign/tuning.py)
         logger.log_json(plan.tuning.to_dict(), "tuning.json")
+    history = plan_history(plan.path)
+    if schema.PLAN_UNCOMMITTED_TAG in history and tracking.get_run(uri, logger.run_id).tags.get(
+            schema.PLAN_UNCOMMITTED_TAG):
+        del history[schema.PLAN_UNCOMMITTED_TAG]  # keep the first time it ran uncommitted
+    logger.set_tags(history)
     logger.set_tags({"campaign.cells": str(len(plan.cells)), "campaign.datasets": ",".join(plan.datasets),
                      "campaign.variants": ",".join(plan.variants),
                      "campaign.seeds": ",".join(map(str, plan.seeds))})
