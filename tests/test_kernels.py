@@ -1,5 +1,6 @@
 """The faster CPU convolution computes exactly what Conv2D computes."""
 
+import os
 import types
 
 import numpy as np
@@ -98,7 +99,8 @@ def test_the_gan_trains_with_the_faster_formulations_on_cpu(monkeypatch):
     monkeypatch.setenv("HARNESS_CPU_KERNELS", "fast")  # every eligible layer, whatever this CPU prefers
     gan = GAN(resolve("bn_kernel4").scaled(0.125))
     swapped = [layer.name for layer in gan.generator.layers if {"call", "convolution_op"} & set(vars(layer))]
-    assert len(swapped) == 7  # three transposed convolutions, their BatchNorms and the output convolution
+    # three transposed convolutions, their BatchNorms and the output convolution; and four LeakyReLUs
+    assert len(swapped) == 11 and sum(name.startswith("leaky_re_lu") for name in swapped) == 4
 
 
 @pytest.mark.parametrize("momentum,scale,center", [(0.99, True, True), (0.8, True, True), (0.9, False, False)])
@@ -178,3 +180,37 @@ def test_a_bfloat16_transposed_convolution_sums_its_bias_gradient_in_float32():
         loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.constant(dy, tf.float32))
     got = tape.gradient(loss, layer.bias).numpy()
     np.testing.assert_allclose(got, dy.sum(axis=(0, 1, 2)), rtol=2 ** -7)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_leaky_relu_from_its_output_has_the_stock_value_and_gradient(dtype):
+    from harness.train.kernels import leaky_relu
+
+    x = tf.constant([[-2.0, -0.5, 0.0, 0.25, 3.0]], dtype)
+    dy = tf.constant([[1.0, -2.0, 3.0, 4.0, -5.0]], dtype)
+    results = []
+    for f in (leaky_relu, lambda v, a: tf.nn.leaky_relu(v, alpha=a)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = f(x, 0.2)
+        results.append((y.numpy(), tape.gradient(y, x, output_gradients=dy).numpy()))
+    for ours, stock in zip(*results):
+        np.testing.assert_array_equal(ours, stock)
+
+
+def test_a_discriminator_step_graph_rewrites_without_the_remapper_failing():
+    """The layer-form LeakyReLU after a convolution made grappler's remapper fail on the whole graph."""
+    import subprocess
+    import sys
+
+    script = ("import tensorflow as tf\n"
+              "from harness.train.gan import GAN\n"
+              "from variants import resolve\n"
+              "spec = resolve('animals_baseline').scaled(0.125)\n"
+              "gan = GAN(spec, seed=0); gan.compile(jit_compile=False)\n"
+              "images = tf.zeros((4, *spec.image_shape), tf.uint8)\n"
+              "gan.fit(tf.data.Dataset.from_tensors(images).repeat(), epochs=1, steps_per_epoch=1, verbose=0)\n")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "remapper failed" not in done.stderr

@@ -203,6 +203,35 @@ def fused_batch_norm_call(layer, inputs, training=None, mask=None):
     return tf.cast(outputs, inputs.dtype)
 
 
+def leaky_relu(x: tf.Tensor, alpha: float) -> tf.Tensor:
+    """``tf.nn.leaky_relu`` whose gradient reads its output, not its input.
+
+    For a positive slope the output has the input's sign, so ``LeakyReluGrad``
+    given the output computes the same gradient. Autodiff's gradient reads
+    the input, the convolution's biased output: grappler's remapper still
+    fuses the convolution, bias and activation into one kernel, removing the
+    tensor that gradient reads, and its rewrite of the whole graph fails
+    ("remapper failed: ... fanout ... LeakyReluGrad ... for missing node
+    ... BiasAdd"). Reading the output, the fusion is valid.
+    """
+
+    @tf.custom_gradient
+    def forward(x):
+        y = tf.nn.leaky_relu(x, alpha=alpha)
+        return y, lambda dy: tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=alpha)
+
+    return forward(x)
+
+
+def _leaky_relu_call(layer, inputs):
+    return leaky_relu(inputs, layer.negative_slope)
+
+
+def eligible_leaky_relu(layer) -> bool:
+    """Whether ``layer`` is a LeakyReLU layer ``leaky_relu`` computes (a positive slope)."""
+    return type(layer) is keras.layers.LeakyReLU and 0.0 < layer.negative_slope
+
+
 def eligible_batch_norm(layer) -> bool:
     """Whether ``layer`` is a BatchNormalization the fused kernel computes the same way."""
     return (
@@ -307,7 +336,8 @@ def accelerate(model: keras.Model, force: bool = False) -> list[str]:
     """Use the faster formulation in ``model``'s eligible layers; return their names.
 
     BatchNorm always trains fused; a convolution is reformulated where the
-    timing above found it faster on this machine. Does nothing when a GPU is
+    timing above found it faster on this machine; a LeakyReLU layer gets the
+    gradient of ``leaky_relu`` (the same values; not listed). Does nothing when a GPU is
     visible, unless ``force`` (which also reformulates every eligible layer).
     """
     if not force and tf.config.list_physical_devices("GPU"):
@@ -328,6 +358,8 @@ def accelerate(model: keras.Model, force: bool = False) -> list[str]:
         elif eligible_batch_norm(layer):
             layer.call = types.MethodType(fused_batch_norm_call, layer)
             names.append(layer.name)
+        elif eligible_leaky_relu(layer):
+            layer.call = types.MethodType(_leaky_relu_call, layer)
     return names
 
 
