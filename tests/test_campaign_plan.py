@@ -108,6 +108,20 @@ def test_status_names_a_cell_whose_worker_died_as_stopped_not_running(tmp_path):
     assert cell_text(dead, {cell.key: "vm:12"}, set()) == "running vm:12"
     assert cell_text(dead, {}, {cell.key}) == "stopped, requeued"
     assert cell_text(dead, {}, set()) == "stopped (no worker)"
+    # Without the campaign's queue (--status run away from it), nobody can tell: it says so.
+    assert cell_text(dead, {}, set(), queue_read=False) == "running? (no queue)"
+
+
+def test_status_without_the_campaigns_queue_says_why_running_cells_are_unknown(tmp_path, monkeypatch):
+    import harness.campaign.status as status
+    from harness.campaign.state import CellState
+
+    plan = load_plan(plan_file(tmp_path, BASE + "variants = [\"bn\"]\n"))
+    monkeypatch.setattr(status, "cell_states", lambda plan: [CellState(c, "RUNNING") for c in plan.cells])
+    text = status.status_text(plan, f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    assert "running? (no queue)" in text and "stopped (no worker)" not in text
+    assert "No queue of campaign" in text and "run --status where the campaign was started" in text
+    assert not (tmp_path / "elsewhere.db").exists()  # reading the status creates nothing
 
 
 def test_arms_of_a_plan_train_in_one_precision_under_auto(tmp_path, monkeypatch):

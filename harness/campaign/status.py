@@ -8,6 +8,7 @@ from harness.campaign.plan import Plan
 from harness.campaign.queue import CellQueue
 from harness.campaign.state import CellState, cell_states, cell_work, eta_seconds, seconds_per_image_epoch
 from harness.data import load_dataset
+from harness.store.urls import redact
 from harness.train.progress import duration
 
 SHORT = {"FINISHED": "done", "CHANGED": "changed", "RUNNING": "running", "KILLED": "stopped",
@@ -17,14 +18,14 @@ SHORT = {"FINISHED": "done", "CHANGED": "changed", "RUNNING": "running", "KILLED
 def status_text(plan: Plan, url: str | None = None) -> str:
     """The campaign's grid (rows dataset x variant, columns seeds), counts and ETA."""
     states = cell_states(plan)
-    holders, waiting = {}, set()
+    holders, waiting, queue = {}, set(), None
     if url is not None:
         try:
             queue = CellQueue.existing(plan.name, url)  # only read: a missing queue is not created
             if queue is not None:
                 holders, waiting = queue.holders(), queue.waiting()
         except Exception:  # the queue is optional here: MLflow alone says where cells stand
-            pass
+            queue = None
     counts = Counter(s.status for s in states)
     lines = [f"campaign {plan.name} ({plan.path}): {len(states)} cells: "
              + ", ".join(f"{counts[k]} {k.lower()}" for k in SHORT if counts[k]) + eta(plan, states)]
@@ -33,12 +34,17 @@ def status_text(plan: Plan, url: str | None = None) -> str:
     by_key = {s.cell.key: s for s in states}
     for dataset in plan.datasets:
         for variant in plan.variants:
-            row = [cell_text(by_key[f"{dataset}/{variant}/s{seed}"], holders, waiting) for seed in plan.seeds]
+            row = [cell_text(by_key[f"{dataset}/{variant}/s{seed}"], holders, waiting, queue is not None)
+                   for seed in plan.seeds]
             lines.append(f"{dataset + ' ' + variant:<{width}}  " + "".join(f"{c:<22}" for c in row))
+    if queue is None and counts["RUNNING"]:
+        lines.append(f"No queue of campaign {plan.name} was found at {redact(url) if url else '(none given)'}, so "
+                     "a running cell cannot be told from one whose worker died: run --status where the campaign "
+                     "was started, or pass the --storage it uses.")
     return "\n".join(lines)
 
 
-def cell_text(state: CellState, holders: dict[str, str], waiting: set[str]) -> str:
+def cell_text(state: CellState, holders: dict[str, str], waiting: set[str], queue_read: bool = True) -> str:
     text = SHORT[state.status]
     if state.status == "FINISHED" and "fid" in state.metrics:
         text += f" fid {state.metrics['fid']:.4g}"
@@ -46,6 +52,8 @@ def cell_text(state: CellState, holders: dict[str, str], waiting: set[str]) -> s
         text = f"stopped, worker {holders[state.cell.key][:-len(' (gone)')]} gone"  # its pid is dead: seen at once
     elif state.status == "RUNNING" and state.cell.key in holders:
         text += f" {holders[state.cell.key]}"
+    elif state.status == "RUNNING" and not queue_read:
+        text = "running? (no queue)"
     elif state.status == "RUNNING":  # its worker died before it could mark the run stopped
         text = "stopped, requeued" if state.cell.key in waiting else "stopped (no worker)"
     elif state.cell.key in waiting:
