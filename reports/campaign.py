@@ -201,6 +201,11 @@ def declared_text(campaign: Campaign) -> str:
         elif committed < first:
             text += (f", before the first run started ({first}): its git history is the campaign's "
                      "pre-registration.")
+            changed = tags.get(schema.PLAN_LAST_COMMITTED_TAG)
+            if changed and changed > first:
+                text += (f" It was changed after that (last commit {tags.get(schema.PLAN_LAST_COMMIT_TAG, '')[:10]} "
+                         f"at {changed}): what was declared is the plan as committed before {first} "
+                         "(`git log` on the plan shows both).")
         else:
             text += f", after the first run started ({first}): it is not a pre-registration."
     if uncommitted:

@@ -38,9 +38,13 @@ def test_a_committed_plan_is_tagged_with_its_first_commit_and_time(repo):
                            text=True).stdout.strip()
     repo.write_text('name = "p"\nseeds = [3]\n')
     _git(repo.parent.parent, "commit", "-qam", "amend p")  # a later commit: the first one still counts
+    last = subprocess.run(["git", "-C", str(repo.parent), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
     tags = plan_history(repo)
     assert tags == {schema.PLAN_PATH_TAG: "campaigns/p.toml", schema.PLAN_FIRST_COMMIT_TAG: first,
-                    schema.PLAN_FIRST_COMMITTED_TAG: "2026-01-02T02:04:05+00:00"}
+                    schema.PLAN_FIRST_COMMITTED_TAG: "2026-01-02T02:04:05+00:00",
+                    schema.PLAN_LAST_COMMIT_TAG: last, schema.PLAN_LAST_COMMITTED_TAG: "2026-01-02T02:04:05+00:00"}
+    assert first != last
 
 
 def test_a_plan_changed_or_never_committed_is_tagged_as_run_uncommitted(repo):
@@ -78,6 +82,11 @@ def test_the_report_says_whether_the_plan_predates_every_run():
             ) in before
     after = declared_text(_campaign("2026-01-02T02:04:05+00:00", ["2026-01-02T01:00:00+00:00"]))
     assert "after the first run started (2026-01-02T01:00:00+00:00): it is not a pre-registration" in after
+    edited = declared_text(_campaign("2026-01-02T02:04:05+00:00", ["2026-01-03T00:00:00+00:00"],
+                                     **{schema.PLAN_LAST_COMMIT_TAG: "fedcba9876543210",
+                                        schema.PLAN_LAST_COMMITTED_TAG: "2026-01-05T00:00:00+00:00"}))
+    assert ("It was changed after that (last commit fedcba9876 at 2026-01-05T00:00:00+00:00): what was "
+            "declared is the plan as committed before 2026-01-03T00:00:00+00:00") in edited
     dirty = declared_text(_campaign("2026-01-02T02:04:05+00:00", ["2026-01-03T00:00:00+00:00"],
                                     **{schema.PLAN_UNCOMMITTED_TAG: "2026-01-04T00:00:00+00:00"}))
     assert "run at 2026-01-04T00:00:00+00:00 with changes to the plan not in any commit" in dirty

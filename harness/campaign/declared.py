@@ -3,9 +3,9 @@
 A plan committed before its first run is a pre-registration: its git
 history shows the question, arms, seeds and hypotheses as they were before
 any result existed. At each start a campaign tags its parent run with the
-commit that first added the plan file and that commit's time, and, when the
-plan it read differs from the committed one (or was never committed), the
-time it first ran so. The report compares these with its runs' start times.
+commits that first added and last changed the plan file and their times,
+and, when the plan it read differs from the committed one (or was never
+committed), the time it first ran so. The report compares these with its runs' start times.
 Outside a git repository, or without git, nothing is tagged and the report
 says the plan's history is unknown.
 """
@@ -30,6 +30,11 @@ def plan_history(path: str | Path) -> dict[str, str]:
         commit, when = added.splitlines()[-1].split(" ", 1)  # the oldest commit adding it
         tags[schema.PLAN_FIRST_COMMIT_TAG] = commit
         tags[schema.PLAN_FIRST_COMMITTED_TAG] = _utc(when)
+        last = _git(path.parent, "log", "-1", "--format=%H %cI", "--", path.name)
+        if last:
+            commit, when = last.split(" ", 1)
+            tags[schema.PLAN_LAST_COMMIT_TAG] = commit
+            tags[schema.PLAN_LAST_COMMITTED_TAG] = _utc(when)
     changed = _git(path.parent, "status", "--porcelain", "--", path.name)
     if changed:  # modified or untracked: this run's plan is not (yet) any commit's
         tags[schema.PLAN_UNCOMMITTED_TAG] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -28,13 +28,15 @@ HASH_TAG = "campaign.settings_md5"  # settings_md5 of those settings
 SUPERSEDED_TAG = "campaign.superseded"  # a run replaced by --rerun-changed (left out everywhere)
 CAMPAIGN_PARENT_TAG = "campaign.parent"
 CAMPAIGN_PARENT_EXPERIMENT = "campaigns"
-# On a campaign's parent, from git at each start (harness/campaign/declared.py): the commit that first
-# added the plan file and its time, and whether the plan as read differed from every commit (then the
-# time it was first run so).
+# On a campaign's parent, from git at each start (harness/campaign/declared.py): the commits that first
+# added and last changed the plan file and their times, and whether the plan as read differed from every
+# commit (then the time it was first run so).
 PLAN_PATH_TAG = "campaign.plan_path"
 PLAN_FIRST_COMMIT_TAG = "campaign.plan_first_commit"
 PLAN_FIRST_COMMITTED_TAG = "campaign.plan_first_committed"
 PLAN_UNCOMMITTED_TAG = "campaign.plan_run_uncommitted"
+PLAN_LAST_COMMIT_TAG = "campaign.plan_last_commit"  # the newest commit of the plan at the latest start
+PLAN_LAST_COMMITTED_TAG = "campaign.plan_last_committed"
 # A tuned campaign (harness/campaign/search.py): its trials are the cells of campaign "<name>:search"
 # (a plan's name cannot hold ':'), so readers of "<name>" see its confirmation cells only.
 SEARCH_SUFFIX = ":search"
