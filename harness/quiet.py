@@ -14,10 +14,10 @@ the remapper fuses a convolution, its bias and its LeakyReLU into one op,
 finds the LeakyReLU's gradient still reading the bias-add it removed, and
 the meta-optimiser keeps that graph as it was before the remapper's pass
 (the numbers are unaffected; only that pass's fusions are lost). On CPUs
-the layer-form LeakyReLU now differentiates from its output
-(``harness.train.kernels.leaky_relu``), which removes that cause; the
-filter stays for the inline form (an activation inside the convolution) and
-for grappler's other lines. Being errors, they pass
+a LeakyReLU, as a layer or inline in a convolution, now differentiates from
+its output (``harness.train.kernels.leaky_relu``), which removes that cause;
+the filter stays for grappler's other lines and for models the harness did
+not build. Being errors, they pass
 ``TF_CPP_MIN_LOG_LEVEL=2`` (which hides only INFO and WARNING), and absl has
 no per-file level for them. So where the user's level would let them
 through, the process's stderr goes through a small filter process that drops

@@ -198,15 +198,16 @@ def test_leaky_relu_from_its_output_has_the_stock_value_and_gradient(dtype):
         np.testing.assert_array_equal(ours, stock)
 
 
-def test_a_discriminator_step_graph_rewrites_without_the_remapper_failing():
-    """The layer-form LeakyReLU after a convolution made grappler's remapper fail on the whole graph."""
+@pytest.mark.parametrize("variant", ["animals_baseline", "inline"])
+def test_a_training_step_graph_rewrites_without_the_remapper_failing(variant):
+    """A LeakyReLU after a convolution, as a layer or inline, made grappler's remapper fail on the whole graph."""
     import subprocess
     import sys
 
     script = ("import tensorflow as tf\n"
               "from harness.train.gan import GAN\n"
               "from variants import resolve\n"
-              "spec = resolve('animals_baseline').scaled(0.125)\n"
+              f"spec = resolve({variant!r}).scaled(0.125)\n"
               "gan = GAN(spec, seed=0); gan.compile(jit_compile=False)\n"
               "images = tf.zeros((4, *spec.image_shape), tf.uint8)\n"
               "gan.fit(tf.data.Dataset.from_tensors(images).repeat(), epochs=1, steps_per_epoch=1, verbose=0)\n")
@@ -214,3 +215,22 @@ def test_a_discriminator_step_graph_rewrites_without_the_remapper_failing():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "remapper failed" not in done.stderr
+
+
+def test_an_accelerated_inline_discriminator_has_the_stock_outputs_and_gradients():
+    from variants.builders import build_discriminator
+
+    spec = resolve("inline").scaled(0.125)
+    plain, fast = build_discriminator(spec), build_discriminator(spec)
+    fast.set_weights(plain.get_weights())
+    accelerate(fast)
+    assert any("call" in vars(layer) for layer in fast.layers if type(layer).__name__ == "Conv2D")
+    x = tf.constant(np.random.default_rng(1).uniform(-1, 1, (4, *spec.image_shape)), tf.float32)
+    results = []
+    for model in (plain, fast):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = model(x, training=False)
+        results.append([y, *tape.gradient(y, [x, *model.trainable_weights])])
+    for ours, stock in zip(results[1], results[0]):
+        np.testing.assert_allclose(ours.numpy(), stock.numpy(), rtol=1e-5, atol=1e-6)

@@ -49,6 +49,7 @@ from harness.train.measured import machine_key, remembered
 # Output channels up to which the tap formulation is used (measured: at 3 it is
 # ~4x faster than Conv2D's kernels end to end; wide layers are faster as they are).
 MAX_TAP_FILTERS = 8
+INLINE_LEAKY_SLOPE = 0.2  # keras.activations.leaky_relu's default, what activation="leaky_relu" applies
 
 
 def tap_convolution(inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
@@ -160,7 +161,20 @@ def _finish(layer, outputs):
             outputs = bias_add(outputs, tf.cast(keras.ops.convert_to_tensor(layer.bias), outputs.dtype))
         else:  # float32's BiasAddGrad is exact enough and faster (4.3 against 8.4 ms)
             outputs = outputs + layer.bias
+    if layer.activation is keras.activations.leaky_relu:  # inline, Keras's default slope
+        return leaky_relu(outputs, INLINE_LEAKY_SLOPE)
     return layer.activation(outputs) if layer.activation is not None else outputs
+
+
+def _conv_call(layer, inputs):
+    """``Conv2D.call`` (channels last) ending in ``_finish``: an inline LeakyReLU differentiates from its output."""
+    return _finish(layer, layer.convolution_op(inputs, layer.kernel))
+
+
+def inline_leaky_relu(layer) -> bool:
+    """Whether ``layer`` is a channels-last Conv2D with an inline LeakyReLU (``activation="leaky_relu"``)."""
+    return (type(layer) is keras.layers.Conv2D and layer.activation is keras.activations.leaky_relu
+            and layer.data_format == "channels_last" and layer.groups == 1)
 
 
 @tf.custom_gradient
@@ -336,8 +350,9 @@ def accelerate(model: keras.Model, force: bool = False) -> list[str]:
     """Use the faster formulation in ``model``'s eligible layers; return their names.
 
     BatchNorm always trains fused; a convolution is reformulated where the
-    timing above found it faster on this machine; a LeakyReLU layer gets the
-    gradient of ``leaky_relu`` (the same values; not listed). Does nothing when a GPU is
+    timing above found it faster on this machine; a LeakyReLU, as a layer or
+    inline in a convolution, gets the gradient of ``leaky_relu`` (the same
+    values; not listed). Does nothing when a GPU is
     visible, unless ``force`` (which also reformulates every eligible layer).
     """
     if not force and tf.config.list_physical_devices("GPU"):
@@ -360,6 +375,8 @@ def accelerate(model: keras.Model, force: bool = False) -> list[str]:
             names.append(layer.name)
         elif eligible_leaky_relu(layer):
             layer.call = types.MethodType(_leaky_relu_call, layer)
+        elif inline_leaky_relu(layer):
+            layer.call = types.MethodType(_conv_call, layer)
     return names
 
 
