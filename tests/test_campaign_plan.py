@@ -112,6 +112,28 @@ def test_status_names_a_cell_whose_worker_died_as_stopped_not_running(tmp_path):
     assert cell_text(dead, {}, set(), queue_read=False) == "running? (no queue)"
 
 
+def test_status_counts_agree_with_the_grid_when_a_worker_died(tmp_path, monkeypatch):
+    import harness.campaign.status as status
+    from harness.campaign.state import CellState
+
+    plan = load_plan(plan_file(tmp_path, BASE + "variants = [\"bn\"]\n"))
+    held, dead, gone = (c.key for c in plan.cells[:3])
+
+    class Queue:  # one live worker, one killed cell back in the queue, one worker whose pid is dead
+        def holders(self):
+            return {held: "vm:12", gone: "vm:13 (gone)"}
+
+        def waiting(self):
+            return {dead}
+
+    monkeypatch.setattr(status, "cell_states", lambda plan: [CellState(c, "RUNNING" if i < 3 else "MISSING")
+                                                             for i, c in enumerate(plan.cells)])
+    monkeypatch.setattr(status.CellQueue, "existing", staticmethod(lambda name, url: Queue()))
+    text = status.status_text(plan, "sqlite:///unused.db")
+    assert "6 cells: 1 running, 2 stopped, 3 missing;" in text, text
+    assert "stopped, requeued" in text and "stopped, worker vm:13 gone" in text
+
+
 def test_status_without_the_campaigns_queue_says_why_running_cells_are_unknown(tmp_path, monkeypatch):
     import harness.campaign.status as status
     from harness.campaign.state import CellState

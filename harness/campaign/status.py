@@ -13,6 +13,8 @@ from harness.train.progress import duration
 
 SHORT = {"FINISHED": "done", "CHANGED": "changed", "RUNNING": "running", "KILLED": "stopped",
          "FAILED": "FAILED", "MISSING": "-"}
+COUNTED = {"FINISHED": "finished", "CHANGED": "changed", "RUNNING": "running", "KILLED": "stopped",
+           "FAILED": "failed", "MISSING": "missing"}
 
 
 def status_text(plan: Plan, url: str | None = None) -> str:
@@ -26,9 +28,9 @@ def status_text(plan: Plan, url: str | None = None) -> str:
                 holders, waiting = queue.holders(), queue.waiting()
         except Exception:  # the queue is optional here: MLflow alone says where cells stand
             queue = None
-    counts = Counter(s.status for s in states)
+    counts = Counter(shown_status(s, holders, waiting, queue is not None) for s in states)
     lines = [f"campaign {plan.name} ({plan.path}): {len(states)} cells: "
-             + ", ".join(f"{counts[k]} {k.lower()}" for k in SHORT if counts[k]) + eta(plan, states)]
+             + ", ".join(f"{counts[k]} {COUNTED[k]}" for k in COUNTED if counts[k]) + eta(plan, states)]
     width = max(len(f"{d} {v}") for d in plan.datasets for v in plan.variants)
     lines.append(" " * (width + 2) + "".join(f"{'seed ' + str(s):<22}" for s in plan.seeds))
     by_key = {s.cell.key: s for s in states}
@@ -37,11 +39,19 @@ def status_text(plan: Plan, url: str | None = None) -> str:
             row = [cell_text(by_key[f"{dataset}/{variant}/s{seed}"], holders, waiting, queue is not None)
                    for seed in plan.seeds]
             lines.append(f"{dataset + ' ' + variant:<{width}}  " + "".join(f"{c:<22}" for c in row))
-    if queue is None and counts["RUNNING"]:
+    if queue is None and any(s.status == "RUNNING" for s in states):
         lines.append(f"No queue of campaign {plan.name} was found at {redact(url) if url else '(none given)'}, so "
                      "a running cell cannot be told from one whose worker died: run --status where the campaign "
                      "was started, or pass the --storage it uses.")
     return "\n".join(lines)
+
+
+def shown_status(state: CellState, holders: dict[str, str], waiting: set[str], queue_read: bool = True) -> str:
+    """The status the counts use: a RUNNING run whose worker is gone counts as stopped, as its cell reads."""
+    if state.status != "RUNNING" or not queue_read:
+        return state.status
+    alive = state.cell.key in holders and not holders[state.cell.key].endswith(" (gone)")
+    return "RUNNING" if alive else "KILLED"
 
 
 def cell_text(state: CellState, holders: dict[str, str], waiting: set[str], queue_read: bool = True) -> str:
