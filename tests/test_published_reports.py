@@ -51,11 +51,13 @@ def test_a_published_campaign_report_is_there_to_check():
 
 @pytest.mark.parametrize("report", PUBLISHED, ids=[p.name for p in PUBLISHED])
 def test_every_verdict_row_recomputes_from_runs_csv(report):
+    from statsmodels.stats.multitest import multipletests
     from statsmodels.stats.weightstats import DescrStatsW
 
     runs = _csv(report / "runs.csv")
     margin = _margin(report)
     rows = [row for name in VERDICT_FILES if (report / name).is_file() for row in _csv(report / name)]
+    declared = _csv(report / "confirmatory.csv") if (report / "confirmatory.csv").is_file() else []
     datasets = sorted({r["dataset"] for r in runs})
     checked = 0
     for row in rows:
@@ -64,15 +66,16 @@ def test_every_verdict_row_recomputes_from_runs_csv(report):
             assert row["verdict"] == "inconclusive" and row["reason"]
             continue
         per_class = {d: _differences(runs, d, row["arm"], row["base"], row["metric"]) for d in datasets}
-        if row["scope"] in per_class:
-            d = per_class[row["scope"]]
+        scope, _, side = row["scope"].partition(", one-sided: ")  # a declared one-sided comparison
+        if scope in per_class:
+            d = per_class[scope]
             assert int(row["n"]) == len(d)
             low, high = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
             p = stats.ttest_1samp(d, 0).pvalue
             p_equivalence = DescrStatsW(d).ttost_mean(-margin, margin)[0]
             centre = d.mean()
         else:  # pooled: classes as blocks, Welch-Satterthwaite degrees of freedom
-            assert row["scope"] == f"{len(datasets)} classes pooled"
+            assert scope == f"{len(datasets)} classes pooled"
             d = list(per_class.values())
             estimate = np.mean([x.mean() for x in d])
             terms = np.array([x.var(ddof=1) / len(x) / len(d) ** 2 for x in d])
@@ -82,6 +85,8 @@ def test_every_verdict_row_recomputes_from_runs_csv(report):
             p = 2 * stats.t.sf(abs(estimate) / se, df)
             p_equivalence = max(stats.t.sf((estimate + margin) / se, df), stats.t.cdf((estimate - margin) / se, df))
             centre = estimate
+        if side:  # the two-sided p halved on the declared side, 1 - half on the other
+            p = p / 2 if (centre < 0) == (side == "lower") else 1 - p / 2
         what = f"{report.name}: {row['arm']} {row['metric']} {row['scope']}"
         assert float(row["change"]) == pytest.approx(100 * centre, rel=1e-6, abs=1e-9), what
         assert float(row["ci_low"]) == pytest.approx(100 * low, rel=1e-6, abs=1e-9), what
@@ -98,3 +103,8 @@ def test_every_verdict_row_recomputes_from_runs_csv(report):
         assert row["verdict"] == expected, what
         checked += 1
     assert checked, f"{report.name}: no verdict row with numbers to recompute"
+    # The declared family is Holm-adjusted together (every published plan has one alpha).
+    tested = [row for row in declared if row["p"]]
+    if tested:
+        holm = multipletests([float(row["p"]) for row in tested], method="holm")[1]
+        assert [float(row["p_adjusted"]) for row in tested] == pytest.approx(list(holm), rel=1e-6, abs=1e-12)
