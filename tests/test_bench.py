@@ -77,6 +77,17 @@ def test_the_table_has_a_row_per_variant_and_the_pytorch_columns_when_timed():
     assert len(lines) == 4 and "| `bn` |" in lines[3] and "| 1.08 |" in lines[2]
 
 
+def test_the_table_names_the_harness_precision_when_it_is_not_float32():
+    from harness.notebooks.bench import table
+
+    row = {"gflop_per_img": 1.0, "notebook_img_s": 100.0, "harness_img_s": 150.0, "speedup": 1.5,
+           "peak_fraction": 0.5, "precision": "float32"}
+    assert "precision" not in table({"variants": {"animals_baseline": row}})
+    lines = table({"variants": {"animals_baseline": row, "bn_kernel4": {**row, "precision": "bfloat16"}}}).splitlines()
+    assert lines[0].endswith("| harness precision | % of peak (float32) |")
+    assert lines[2].endswith("| float32 | 50% |") and lines[3].endswith("| bfloat16 | 50% |")
+
+
 def test_a_python_without_the_reference_is_a_clear_error():
     from harness.errors import ConfigError
     from harness.notebooks.bench import TorchReference

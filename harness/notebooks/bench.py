@@ -298,7 +298,7 @@ def run_benchmark(variants: tuple[str, ...] = ("animals_baseline", "bn_kernel4")
                         if k.startswith("harness_xla") or k == "torch")
         if precision == "all":
             extra += f", bfloat16 {row['bfloat16_img_s']:.1f} img/s (x{row['bfloat16_vs_float32']:.2f})"
-        log(f"{name}: harness {h:.1f} img/s, notebook {n:.1f} img/s, x{h / n:.2f}{extra}; "
+        log(f"{name}: harness {h:.1f} img/s ({row['precision']}), notebook {n:.1f} img/s, x{h / n:.2f}{extra}; "
             f"{flops / 1e9:.2f} GFLOP/img -> {row['achieved_gflops']:.1f} GFLOP/s"
             + (f" ({100 * row['peak_fraction']:.0f}% of peak)" if row["peak_fraction"] else ""))
     return result
@@ -314,7 +314,10 @@ def table(result: dict[str, Any]) -> str:
     head += [f"{xla.replace('harness_', 'harness ').replace('_', ' ')} img/s"] if xla else []
     bf16 = any("bfloat16_img_s" in row for row in result["variants"].values())
     head += ["bfloat16 img/s", "x float32", "auto picks"] if bf16 else []
-    head += ["% of peak"]
+    # The harness's column in another precision than the notebooks' float32 says so
+    sixteen = not bf16 and any(row.get("precision", "float32") != "float32" for row in result["variants"].values())
+    head += ["harness precision"] if sixteen else []
+    head += ["% of peak (float32)" if sixteen else "% of peak"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in result["variants"].items():
         cells = [f"`{name}`", f"{row['gflop_per_img']:.2f}", f"{row['notebook_img_s']:.1f}",
@@ -325,6 +328,8 @@ def table(result: dict[str, Any]) -> str:
             cells += [f"{row[f'{xla}_img_s']:.1f}"]
         if bf16:
             cells += [f"{row['bfloat16_img_s']:.1f}", f"{row['bfloat16_vs_float32']:.2f}", row["auto"]["precision"]]
+        if sixteen:
+            cells += [row.get("precision", "float32")]
         cells += [f"{100 * row['peak_fraction']:.0f}%" if row["peak_fraction"] else "—"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
