@@ -168,3 +168,35 @@ def test_fidelity_end_to_end_and_a_rerun_reuses_each_loop_and_seed(tiny_backbone
     printed = capsys.readouterr().out
     assert printed.count(": rescored") == 4 and "trained" not in printed
     assert json.loads((out / "fidelity.json").read_text())["settings"]["evaluation"]["eval_n_fake"] == "30"
+
+
+def test_a_value_is_called_apart_only_after_holms_correction_over_its_family():
+    """40 per-epoch values at alpha 0.05: one p of 0.005 alone is no longer 'different' (Holm p ~0.2),
+    while a difference far beyond the family's noise still is; the final scores are a family of two."""
+    from harness.notebooks.fidelity import compare, render_markdown
+
+    rng = np.random.default_rng(0)
+    seeds, epochs = 5, 10
+    base = {m: 1.0 + rng.random((seeds, epochs)) for m in ("real_acc", "fake_acc", "d_loss", "g_loss")}
+    noise = {m: 1.0 + 0.002 * rng.standard_normal((seeds, epochs)) for m in base}
+    noise["d_loss"][:, 2] = [1.15, 1.25, 1.2, 1.1, 1.3]  # epoch 3: p 0.005 by itself
+    noise["g_loss"][:, 0] = [2.0, 2.02, 1.98, 2.01, 1.99]  # epoch 1: doubled, p ~1e-7
+
+    def runs(scale, final):
+        return [{"epochs": [{m: float(base[m][s, e] * scale[m][s, e]) for m in base} for e in range(epochs)],
+                 "final": {"fid": 400.0 + final[s], "kid": 600.0 + final[s]}} for s in range(seeds)]
+
+    ones = {m: np.ones((seeds, epochs)) for m in base}
+    result = compare({"harness": runs(noise, [0, 3, 1, 4, 2]), "notebook": runs(ones, [1, 2, 3, 0, 4])}, epochs)
+    lifted = result["per_epoch"]["d_loss"][2]
+    assert lifted["p_difference"] < 0.01 and lifted["p_adjusted"] > 0.05 and lifted["family_size"] == 40
+    assert lifted["verdict"] == "inconclusive"
+    assert result["per_epoch"]["g_loss"][0]["verdict"] == "different"
+    assert result["summary"]["apart"] == ["g_loss epoch 1"]
+    assert result["final"]["fid"]["family_size"] == 2
+    result["settings"] = {"variant": "v", "dataset": "d", "images": 10, "batch_size": 2, "epochs": epochs,
+                          "width": 1.0, "seeds": seeds, "combined_d": "frozen", "margin": 0.1, "alpha": 0.05,
+                          "evaluation": {}}
+    text = render_markdown(result)
+    assert "Holm's correction within its family (the 40 per-epoch values; the 2 final scores)" in text
+    assert "| p | Holm p | TOST p | verdict |" in text

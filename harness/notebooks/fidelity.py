@@ -19,7 +19,9 @@ final FID and KID (from the evaluator the runs use), a paired equivalence test
 within ±``margin`` (declared, default 10%) of the notebook loop's: "equivalent"
 when TOST rejects at alpha 0.05; "better"/"worse" (FID, KID) or "different"
 (the others, which have no better side) when the paired t-test finds a
-difference; else "inconclusive". Not finding a difference is not agreement:
+difference after Holm's correction within its family (all per-epoch values
+together; the final scores together: 40 tests at alpha 0.05 would otherwise
+call about two values apart by chance); else "inconclusive". Not finding a difference is not agreement:
 only "equivalent" says the loops train alike, and with few seeds most values
 stay inconclusive (hence at least 5 seeds by default).
 
@@ -250,18 +252,28 @@ def equivalence(harness: list[float], notebook: list[float], metric: str, margin
     A seed with a non-finite value on either side, or fewer than 2 seeds, leaves the verdict
     "inconclusive" with the reason (``harness.stats.compare_paired``'s rule).
     """
+    return _row(_paired(harness, notebook, metric, margin), harness, notebook)
+
+
+def _paired(harness: list[float], notebook: list[float], metric: str, margin: float, scope: str = ""):
     from harness.stats import compare_paired
     from harness.stats.design import lower_is_better
 
+    return compare_paired([float(v) for v in harness], [float(v) for v in notebook], arm="harness",
+                          base="notebook", metric=metric, lower_is_better=bool(lower_is_better(metric)),
+                          margin=margin, alpha=ALPHA, scope=scope)
+
+
+def _row(c, harness: list[float], notebook: list[float]) -> dict[str, Any]:
+    """One compared value as the tables and the JSON hold it ("different" where the metric has no better side)."""
+    from harness.stats.design import lower_is_better
+
     a_, b_ = np.asarray(harness, dtype=np.float64), np.asarray(notebook, dtype=np.float64)
-    lower = lower_is_better(metric)
-    c = compare_paired(list(a_), list(b_), arm="harness", base="notebook", metric=metric,
-                       lower_is_better=bool(lower), margin=margin, alpha=ALPHA)
-    verdict = "different" if lower is None and c.verdict in ("better", "worse") else c.verdict
+    verdict = "different" if lower_is_better(c.metric) is None and c.verdict in ("better", "worse") else c.verdict
     return {"harness_mean": _stat(np.mean, a_), "harness_std": _std(a_), "notebook_mean": _stat(np.mean, b_),
             "notebook_std": _std(b_), "n": c.n, "change": c.mean_change, "ci_low": c.ci_low, "ci_high": c.ci_high,
-            "p_difference": c.p_difference, "p_equivalence": c.p_equivalence, "verdict": verdict,
-            "reason": c.reason}
+            "p_difference": c.p_difference, "p_adjusted": c.p_adjusted, "family_size": c.family_size,
+            "p_equivalence": c.p_equivalence, "verdict": verdict, "reason": c.reason}
 
 
 def _std(values: np.ndarray) -> float:
@@ -273,12 +285,25 @@ def _stat(fn, values: np.ndarray) -> float:
 
 
 def compare(results: dict[str, list[dict[str, Any]]], epochs: int, margin: float = 0.10) -> dict[str, Any]:
-    """Per epoch and metric, and for the final scores: the loops' ``equivalence`` over seeds."""
-    per_epoch = {metric: [{"epoch": e, **equivalence(*[[r["epochs"][e - 1][metric] for r in results[loop]]
-                                                       for loop in LOOPS], metric, margin)}
-                          for e in range(1, epochs + 1)] for metric in METRICS}
-    final = {key: equivalence(*[[r["final"][key] for r in results[loop]] for loop in LOOPS], key, margin)
-             for key in FINAL}
+    """Per epoch and metric, and for the final scores: the loops' paired comparison over seeds.
+
+    Two families, each Holm-adjusted before a value is called apart (different, better or worse): every
+    per-epoch value (metrics x epochs), and the final scores. Equivalence (TOST) is judged value by value.
+    """
+    from harness.stats import adjust_family
+
+    def values(loop: str, get) -> list[float]:
+        return [get(r) for r in results[loop]]
+
+    epoch_keys = [(metric, e) for metric in METRICS for e in range(1, epochs + 1)]
+    epoch_values = {k: [values(loop, lambda r, k=k: r["epochs"][k[1] - 1][k[0]]) for loop in LOOPS] for k in epoch_keys}
+    final_values = {key: [values(loop, lambda r, key=key: r["final"][key]) for loop in LOOPS] for key in FINAL}
+    by_epoch = adjust_family([_paired(*epoch_values[k], k[0], margin, f"epoch {k[1]}") for k in epoch_keys])
+    by_final = adjust_family([_paired(*final_values[key], key, margin) for key in FINAL])
+    per_epoch = {metric: [] for metric in METRICS}
+    for (metric, e), c in zip(epoch_keys, by_epoch):
+        per_epoch[metric].append({"epoch": e, **_row(c, *epoch_values[(metric, e)])})
+    final = {key: _row(c, *final_values[key]) for key, c in zip(FINAL, by_final)}
     cells = [row for rows in per_epoch.values() for row in rows] + list(final.values())
     named = [(f"{metric} epoch {row['epoch']}", row) for metric, rows in per_epoch.items() for row in rows]
     named += list(final.items())
@@ -286,7 +311,8 @@ def compare(results: dict[str, list[dict[str, Any]]], epochs: int, margin: float
             "summary": {"cells": len(cells),
                         "equivalent": sum(c["verdict"] == "equivalent" for c in cells),
                         "apart": [name for name, row in named if row["verdict"] in ("better", "worse", "different")],
-                        "inconclusive": sum(c["verdict"] == "inconclusive" for c in cells)}}
+                        "inconclusive": sum(c["verdict"] == "inconclusive" for c in cells),
+                        "families": {"per_epoch": len(epoch_keys), "final": len(FINAL)}}}
 
 
 # --- outputs --------------------------------------------------------------------------------
@@ -300,7 +326,9 @@ def render_markdown(comparison: dict[str, Any]) -> str:
              f"D {s['combined_d']} in the combined update. Mean ± std over seeds; change: the mean paired "
              f"difference (harness - notebook) as a % of the notebook's mean, with its 95% interval; "
              f"equivalent when TOST within ±{100 * s['margin']:g}% rejects at alpha {s['alpha']:g}, "
-             f"different (better/worse for FID/KID) when the paired t-test does, else inconclusive. FID/KID: {s['evaluation'].get('eval_backbone')} "
+             f"different (better/worse for FID/KID) when the paired t-test does after Holm's correction within its "
+             f"family (the {summary['families']['per_epoch']} per-epoch values; the "
+             f"{summary['families']['final']} final scores), else inconclusive. FID/KID: {s['evaluation'].get('eval_backbone')} "
              f"(md5 {s['evaluation'].get('eval_backbone_md5', '?')[:8]}), {s['evaluation'].get('eval_n_real')} "
              f"real / {s['evaluation'].get('eval_n_fake')} generated images.", "",
              _verdict(summary), ""]
@@ -317,15 +345,16 @@ def _verdict(summary: dict[str, Any]) -> str:
 
 
 def _table(title: str, first: str, rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    lines = [f"## {title}", "", f"| {first} | harness | notebook | change % (95% CI) | TOST p | verdict |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"## {title}", "", f"| {first} | harness | notebook | change % (95% CI) | p | Holm p | TOST p | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
     for label, r in rows:
         change = ("—" if r["change"] is None else f"{100 * r['change']:+.1f}"
                   + ("" if r["ci_low"] is None else f" ({100 * r['ci_low']:+.1f} to {100 * r['ci_high']:+.1f})"))
         tost = "—" if r["p_equivalence"] is None else f"{r['p_equivalence']:.3f}"
+        p, holm = ("—" if r.get(k) is None else f"{r[k]:.3f}" for k in ("p_difference", "p_adjusted"))
         verdict = r["verdict"] + (f" ({r['reason']})" if r["reason"] and r["change"] is None else "")
         lines.append(f"| {label} | {_pm(r['harness_mean'], r['harness_std'])} | "
-                     f"{_pm(r['notebook_mean'], r['notebook_std'])} | {change} | {tost} | {verdict} |")
+                     f"{_pm(r['notebook_mean'], r['notebook_std'])} | {change} | {p} | {holm} | {tost} | {verdict} |")
     return lines + [""]
 
 
