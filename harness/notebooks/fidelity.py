@@ -292,12 +292,10 @@ def compare(results: dict[str, list[dict[str, Any]]], epochs: int, margin: float
     """
     from harness.stats import adjust_family
 
-    def values(loop: str, get) -> list[float]:
-        return [get(r) for r in results[loop]]
-
     epoch_keys = [(metric, e) for metric in METRICS for e in range(1, epochs + 1)]
-    epoch_values = {k: [values(loop, lambda r, k=k: r["epochs"][k[1] - 1][k[0]]) for loop in LOOPS] for k in epoch_keys}
-    final_values = {key: [values(loop, lambda r, key=key: r["final"][key]) for loop in LOOPS] for key in FINAL}
+    epoch_values = {(metric, e): [[r["epochs"][e - 1][metric] for r in results[loop]] for loop in LOOPS]
+                    for metric, e in epoch_keys}
+    final_values = {key: [[r["final"][key] for r in results[loop]] for loop in LOOPS] for key in FINAL}
     by_epoch = adjust_family([_paired(*epoch_values[k], k[0], margin, f"epoch {k[1]}") for k in epoch_keys])
     by_final = adjust_family([_paired(*final_values[key], key, margin) for key in FINAL])
     per_epoch = {metric: [] for metric in METRICS}
