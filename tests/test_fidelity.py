@@ -86,6 +86,24 @@ def test_the_combined_update_trains_d_only_when_asked(combined_d, moves):
     assert any(not np.array_equal(a, b) for a, b in zip(g_before, trainer.g.get_weights()))
 
 
+@pytest.mark.parametrize("fakes", NotebookTrainer.FAKES)
+def test_ds_fakes_come_from_predict_or_from_g_in_training_mode(fakes):
+    # cifar_bn has BatchNorm in G: predict uses its moving statistics, training mode the batch's.
+    spec = resolve("cifar_bn").scaled(0.05)
+    keras.utils.set_random_seed(0)
+    trainer = NotebookTrainer(spec, BATCH, seed=0, fakes=fakes)
+    z_fake, weights = trainer.noise(), trainer.g.get_weights()
+    expected = {"predict": trainer.g.predict(z_fake, verbose=0),
+                "training": np.asarray(trainer.g(z_fake, training=True))}
+    trainer.g.set_weights(weights)  # training mode moved BatchNorm's moving statistics
+    assert expected["predict"].std() < 0.5 * expected["training"].std()  # the two modes differ here
+    seen, train_on_batch = [], trainer.d.train_on_batch
+    trainer.d.train_on_batch = lambda x, y, **kw: (seen.append(np.asarray(x)), train_on_batch(x, y, **kw))[1]
+    real = batches(1)[0].astype(np.float32) / 127.5 - 1.0
+    trainer.step(real, z_fake, trainer.noise())
+    np.testing.assert_allclose(seen[1], expected[fakes], rtol=1e-5, atol=1e-6)
+
+
 def test_both_loops_start_from_the_same_weights():
     from harness.train.gan import GAN
 
@@ -168,6 +186,14 @@ def test_fidelity_end_to_end_and_a_rerun_reuses_each_loop_and_seed(tiny_backbone
     printed = capsys.readouterr().out
     assert printed.count(": rescored") == 4 and "trained" not in printed
     assert json.loads((out / "fidelity.json").read_text())["settings"]["evaluation"]["eval_n_fake"] == "30"
+
+    # Fakes for D from G in training mode: another notebook loop (retrained), the same harness loop.
+    assert cli.main([*args, "--notebook-fakes", "training"]) == 0
+    printed = capsys.readouterr().out
+    assert "harness seed 0: trained" not in printed and "harness seed 1: trained" not in printed
+    assert "notebook seed 0: trained 2 epochs" in printed and "notebook seed 1: trained 2 epochs" in printed
+    assert json.loads((out / "fidelity.json").read_text())["settings"]["notebook_fakes"] == "training"
+    assert "D's fakes made by G in training mode" in (out / "fidelity.md").read_text()
 
 
 def test_a_value_is_called_apart_only_after_holms_correction_over_its_family():

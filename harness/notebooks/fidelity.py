@@ -103,6 +103,10 @@ class FidelitySettings:
     combined_d: str = setting("frozen", choices=NotebookTrainer.COMBINED_D,
                               help="D in the notebooks' combined update: frozen (the notebooks under Keras 2) "
                                    "or trainable (their code run unchanged under Keras 3)")
+    notebook_fakes: str = setting("predict", choices=NotebookTrainer.FAKES,
+                                  help="how the notebooks' loop makes D's fakes: predict (the notebooks: G's "
+                                       "BatchNorm on moving statistics) or training (batch statistics, as the "
+                                       "harness); only BatchNorm-in-G variants differ")
     fresh: bool = setting(False, help="retrain every (loop, seed) instead of reusing the results in --out")
 
     def __post_init__(self) -> None:
@@ -153,7 +157,8 @@ def run_fidelity(settings: FidelitySettings, log=print) -> dict[str, Any]:
     log(f"harness loop precision: {precision}")
     mixed = {"precision": precision} if precision != "float32" else {}  # float32 records keep their old key
     train_keys = {"harness": {**common, "loop": "harness", "xla": config.xla, **mixed},
-                  "notebook": {**common, "loop": "notebook", "combined_d": settings.combined_d}}
+                  "notebook": {**common, "loop": "notebook", "combined_d": settings.combined_d,
+                               **_fakes_key(settings.notebook_fakes)}}
 
     # --- train each (loop, seed), alternating loops, reusing what is saved ----------------
     images = tf.data.Dataset.from_tensor_slices(dataset.images)
@@ -191,6 +196,7 @@ def run_fidelity(settings: FidelitySettings, log=print) -> dict[str, Any]:
     comparison["settings"] = {"variant": config.variant, "dataset": config.dataset, "images": len(dataset.images),
                               "epochs": config.epochs, "batch_size": config.batch_size, "width": config.width,
                               "seeds": settings.seeds, "combined_d": settings.combined_d,
+                              "notebook_fakes": settings.notebook_fakes,
                               "evaluation": evaluator.params(), "margin": settings.margin, "alpha": ALPHA}
     comparison["runs"] = results
     files = [out / "fidelity.json", out / "fidelity.md", out / "fidelity.png"]
@@ -216,7 +222,8 @@ def _train(loop: str, spec, images, config: RunConfig, settings: FidelitySetting
         trainer = GAN(spec, seed=seed, precision=precision)
         trainer.compile(jit_compile={"auto": "auto", "on": True, "off": False}[config.xla])
     else:
-        trainer = NotebookTrainer(spec, config.batch_size, seed=seed, combined_d=settings.combined_d)
+        trainer = NotebookTrainer(spec, config.batch_size, seed=seed, combined_d=settings.combined_d,
+                                  fakes=settings.notebook_fakes)
         generator = trainer.g
     epochs, start = [], time.perf_counter()
     for epoch in range(1, config.epochs + 1):
@@ -232,6 +239,11 @@ def _train(loop: str, spec, images, config: RunConfig, settings: FidelitySetting
     if loop == "harness":
         generator = trainer.float32_generator()
     return {"loop": loop, "seed": seed, "epochs": epochs, "train_seconds": time.perf_counter() - start}, generator
+
+
+def _fakes_key(fakes: str) -> dict[str, str]:
+    """The notebook loop's record key for how it made D's fakes (records from predict keep their old key)."""
+    return {"fakes": fakes} if fakes != "predict" else {}
 
 
 def _reusable(path: Path, train_key: dict[str, Any]) -> dict[str, Any] | None:
@@ -321,7 +333,10 @@ def render_markdown(comparison: dict[str, Any]) -> str:
     lines = ["# Fidelity: the harness's step against the notebooks' loop", "",
              f"`{s['variant']}` on `{s['dataset']}` ({s['images']} images, batch {s['batch_size']}, "
              f"{s['epochs']} epochs, width {s['width']}), {s['seeds']} seed(s) per loop; notebook loop with "
-             f"D {s['combined_d']} in the combined update. Mean ± std over seeds; change: the mean paired "
+             f"D {s['combined_d']} in the combined update"
+             + ("" if s.get("notebook_fakes", "predict") == "predict" else
+                f" and D's fakes made by G in {s['notebook_fakes']} mode (BatchNorm on batch statistics)")
+             + ". Mean ± std over seeds; change: the mean paired "
              f"difference (harness - notebook) as a % of the notebook's mean, with its 95% interval; "
              f"equivalent when TOST within ±{100 * s['margin']:g}% rejects at alpha {s['alpha']:g}, "
              f"different (better/worse for FID/KID) when the paired t-test does after Holm's correction within its "

@@ -51,6 +51,12 @@ class NotebookTrainer:
     call (True for its own updates, False for the combined one);
     ``"trainable"`` is the straight Keras 3 port.
 
+    ``fakes`` is how G makes the fakes for D's update: ``"predict"`` (default,
+    the notebooks: ``generator.predict``, BatchNorm on its moving statistics)
+    or ``"training"`` (G called in training mode, BatchNorm on the batch's
+    statistics, as the harness's step does). It matters only for variants with
+    BatchNorm in G; ``"training"`` isolates that one difference between the loops.
+
     ``step`` returns one batch's metrics with the harness's definitions (see
     ``harness.train.gan``): the losses and accuracies of D's forward pass in each
     update (before the update), ``d_loss`` the mean of its real and fake
@@ -59,14 +65,18 @@ class NotebookTrainer:
     """
 
     COMBINED_D = ("frozen", "trainable")
+    FAKES = ("predict", "training")
 
-    def __init__(self, spec: VariantSpec, batch: int, *, seed: int = 0, combined_d: str = "frozen"):
+    def __init__(self, spec: VariantSpec, batch: int, *, seed: int = 0, combined_d: str = "frozen",
+                 fakes: str = "predict"):
         import keras
 
         from variants.builders import build_discriminator, build_generator
 
         if combined_d not in self.COMBINED_D:
             raise ValueError(f"combined_d={combined_d!r} is not one of {self.COMBINED_D}")
+        if fakes not in self.FAKES:
+            raise ValueError(f"fakes={fakes!r} is not one of {self.FAKES}")
         self.g = build_generator(spec)
         logits = build_discriminator(spec)
         self.d = keras.Sequential([logits, keras.layers.Activation("sigmoid")])
@@ -78,7 +88,7 @@ class NotebookTrainer:
         self.combined.compile(loss="binary_crossentropy",
                               optimizer=keras.optimizers.Adam(spec.g_lr, beta_1=spec.g_beta_1))
         self.d.trainable = True
-        self.combined_d = combined_d
+        self.combined_d, self.fakes = combined_d, fakes
         self.batch, self.latent = batch, spec.latent_dim
         self.images = (synthetic_images(batch, spec, 8).astype(np.float32) / 127.5 - 1.0)
         self.real_labels = np.full((batch, 1), 1.0 - spec.label_smoothing, np.float32)
@@ -90,7 +100,10 @@ class NotebookTrainer:
 
     def step(self, real: np.ndarray, z_fake: np.ndarray, z_g: np.ndarray) -> dict[str, float]:
         """One batch: D on ``real`` (float32 in [-1, 1]), D on G(``z_fake``), G through D on ``z_g``."""
-        fake = self.g.predict(z_fake, verbose=0)
+        if self.fakes == "predict":
+            fake = self.g.predict(z_fake, verbose=0)
+        else:
+            fake = np.asarray(self.g(z_fake, training=True))
         self.d.trainable = True
         on_real = self.d.train_on_batch(real, self.real_labels, return_dict=True)
         on_fake = self.d.train_on_batch(fake, self.zeros, return_dict=True)
