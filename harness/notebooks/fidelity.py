@@ -156,9 +156,10 @@ def run_fidelity(settings: FidelitySettings, log=print) -> dict[str, Any]:
     precision = resolve_precision(config.precision, spec, config.variant, config.batch_size, log).name
     log(f"harness loop precision: {precision}")
     mixed = {"precision": precision} if precision != "float32" else {}  # float32 records keep their old key
+    fakes = {"fakes": settings.notebook_fakes} if settings.notebook_fakes != "predict" else {}  # so do predict's
     train_keys = {"harness": {**common, "loop": "harness", "xla": config.xla, **mixed},
                   "notebook": {**common, "loop": "notebook", "combined_d": settings.combined_d,
-                               **_fakes_key(settings.notebook_fakes)}}
+                               **fakes}}
 
     # --- train each (loop, seed), alternating loops, reusing what is saved ----------------
     images = tf.data.Dataset.from_tensor_slices(dataset.images)
@@ -239,11 +240,6 @@ def _train(loop: str, spec, images, config: RunConfig, settings: FidelitySetting
     if loop == "harness":
         generator = trainer.float32_generator()
     return {"loop": loop, "seed": seed, "epochs": epochs, "train_seconds": time.perf_counter() - start}, generator
-
-
-def _fakes_key(fakes: str) -> dict[str, str]:
-    """The notebook loop's record key for how it made D's fakes (records from predict keep their old key)."""
-    return {"fakes": fakes} if fakes != "predict" else {}
 
 
 def _reusable(path: Path, train_key: dict[str, Any]) -> dict[str, Any] | None:
